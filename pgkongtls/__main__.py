@@ -1,0 +1,5 @@
+"""`python -m pgkongtls`."""
+
+from pgkongtls.cli import run
+
+run()

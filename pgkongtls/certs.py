@@ -1,0 +1,265 @@
+"""Certificate builder: one shared helper plus one small function per role.
+
+No file I/O here and no click or rich: dataclasses in, dataclasses out, so the
+same code serves `init`, `issue`, `renew` and the tests (which inject `now`).
+The extension profile per role is written down once, in `PROFILE`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pgkongtls.errors import InputError
+
+PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+Role = Literal["root", "intermediate", "server", "client"]
+from pgkongtls import KEY_TYPES
+DEFAULT_KEY_TYPE = "ecdsa-p256"
+
+#: Clock-skew allowance: a certificate minted now must already be valid on a
+#: database whose clock runs a little behind.
+BACKDATE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class RoleProfile:
+    """The strict extension profile of one role (FACTS.md, OpenSSL strict)."""
+
+    ca: bool
+    path_length: int | None
+    key_cert_sign: bool
+    eku: tuple[x509.ObjectIdentifier, ...]
+
+
+#: basicConstraints and keyUsage are critical, EKU is not, SKI on all,
+#: AKI on all but the root. Root pathlen is set per chain shape.
+PROFILE: dict[Role, RoleProfile] = {
+    "root": RoleProfile(ca=True, path_length=1, key_cert_sign=True, eku=()),
+    "intermediate": RoleProfile(ca=True, path_length=0, key_cert_sign=True, eku=()),
+    "server": RoleProfile(
+        ca=False, path_length=None, key_cert_sign=False, eku=(ExtendedKeyUsageOID.SERVER_AUTH,)
+    ),
+    "client": RoleProfile(
+        ca=False, path_length=None, key_cert_sign=False, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,)
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate with its private key."""
+
+    cert: x509.Certificate
+    key: PrivateKey
+
+
+def generate_key(key_type: str) -> PrivateKey:
+    """A fresh private key of one of `KEY_TYPES`."""
+    if key_type == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ecdsa-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type.startswith("rsa-") and key_type in KEY_TYPES:
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    raise InputError(f"unknown key type {key_type!r}; use one of {', '.join(KEY_TYPES)}")
+
+
+def key_type_of(key: PrivateKey) -> str:
+    """The `KEY_TYPES` name of an existing key (used when renewing or reusing)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        name = f"rsa-{key.key_size}"
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        name = {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384"}.get(key.curve.name, "")
+    else:
+        name = ""
+    if name not in KEY_TYPES:
+        raise InputError(f"unsupported key {type(key).__name__}; use one of {', '.join(KEY_TYPES)}")
+    return name
+
+
+def _hash_for(key: PrivateKey) -> hashes.HashAlgorithm:
+    """SHA-384 for P-384 signers, SHA-256 for everything else."""
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def _random_serial() -> int:
+    """Positive, at most 20 octets DER (RFC 5280 4.1.2.2): 159 random bits."""
+    return secrets.randbits(159) | 1
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _check_cn(cn: str) -> str:
+    """CNs are at most 64 characters (X.520 ub-common-name) and printable."""
+    if not cn or len(cn) > 64:
+        raise InputError(f"common name {cn!r} must be 1 to 64 characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
+        raise InputError(f"common name {cn!r} contains a control character")
+    return cn
+
+
+def _check_days(days: int, what: str) -> int:
+    if days < 1:
+        raise InputError(f"{what} must be at least 1 day, got {days}")
+    if days > 36500:
+        raise InputError(f"{what} must be at most 36500 days, got {days}")
+    return days
+
+
+def _key_usage(role: Role, key: PrivateKey) -> x509.KeyUsage:
+    prof = PROFILE[role]
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=not prof.ca and isinstance(key, rsa.RSAPrivateKey),
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=prof.key_cert_sign,
+        crl_sign=prof.ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _build(
+    *,
+    role: Role,
+    subject_cn: str,
+    key: PrivateKey,
+    issuer: Issued | None,
+    days: int,
+    now: dt.datetime,
+    path_length: int | None,
+    sans: list[x509.GeneralName] | None = None,
+) -> Issued:
+    """What every certificate shares: serial, validity, SKI/AKI, profile, signature.
+
+    `issuer=None` means self-signed (root CA or self-signed test leaf).
+    """
+    prof = PROFILE[role]
+    public = key.public_key()
+    ski = x509.SubjectKeyIdentifier.from_public_key(public)
+    signer = issuer.key if issuer else key
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(_check_cn(subject_cn)))
+        .issuer_name(issuer.cert.subject if issuer else _name(subject_cn))
+        .public_key(public)
+        .serial_number(_random_serial())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=prof.ca, path_length=path_length), critical=True)
+        .add_extension(_key_usage(role, key), critical=True)
+        .add_extension(ski, critical=False)
+    )
+    if role != "root":  # a self-signed test leaf names itself: strict validators want an AKI on every EE
+        issuer_ski = (
+            issuer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value if issuer else ski
+        )
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
+        )
+    if prof.eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(prof.eku)), critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return Issued(cert=builder.sign(signer, _hash_for(signer)), key=key)
+
+
+def parse_host(value: str) -> x509.GeneralName:
+    """One `--db-host` value as a SAN entry: iPAddress for addresses, IDNA dNSName otherwise."""
+    text = value.strip()
+    if not text or text != value:
+        raise InputError(f"invalid host {value!r}: empty or surrounded by spaces")
+    try:
+        return x509.IPAddress(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    if "%" in text:
+        raise InputError(f"invalid host {value!r}: zone ids cannot go in a certificate")
+    name = text[:-1] if text.endswith(".") else text
+    if name.startswith("*."):
+        raise InputError(f"invalid host {value!r}: wildcards are not accepted for a database host")
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InputError(f"invalid host {value!r}: {exc}") from None
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or any(
+        not lab or len(lab) > 63 or not all(c.isalnum() or c == "-" for c in lab)
+        or lab.startswith("-") or lab.endswith("-")
+        for lab in labels
+    ):
+        raise InputError(f"invalid host {value!r}: not a valid DNS name or IP address")
+    return x509.DNSName(ascii_name.lower())
+
+
+def host_text(name: x509.GeneralName) -> str:
+    """The SAN value as a string (the reverse of `parse_host`)."""
+    return str(name.value)
+
+
+def make_root(
+    *, cn: str, key: PrivateKey, days: int = 3650, with_intermediate: bool = True, now: dt.datetime
+) -> Issued:
+    """Self-signed root CA; pathlen 1 over an intermediate, 0 when it signs leaves directly."""
+    return _build(
+        role="root", subject_cn=cn, key=key, issuer=None,
+        days=_check_days(days, "--days-root"), now=now,
+        path_length=1 if with_intermediate else 0,
+    )
+
+
+def make_intermediate(
+    *, cn: str, key: PrivateKey, issuer: Issued, days: int = 1825, now: dt.datetime
+) -> Issued:
+    """Intermediate CA signed by the root, pathlen 0."""
+    return _build(
+        role="intermediate", subject_cn=cn, key=key, issuer=issuer,
+        days=_check_days(days, "--days-intermediate"), now=now, path_length=0,
+    )
+
+
+def make_server(
+    *, hosts: list[str], key: PrivateKey, issuer: Issued | None, days: int = 365,
+    now: dt.datetime, cn: str | None = None,
+) -> Issued:
+    """PostgreSQL server leaf: serverAuth only, every host in the SAN, first host as CN.
+
+    `issuer=None` makes the self-signed test certificate.
+    """
+    if not hosts:
+        raise InputError("at least one --db-host is needed")
+    sans = [parse_host(h) for h in hosts]
+    return _build(
+        role="server", subject_cn=cn or host_text(sans[0]), key=key, issuer=issuer,
+        days=_check_days(days, "--days"), now=now, path_length=None, sans=sans,
+    )
+
+
+def make_client(
+    *, cn: str, key: PrivateKey, issuer: Issued | None, days: int = 365, now: dt.datetime
+) -> Issued:
+    """Kong client leaf: clientAuth only; CN is what PostgreSQL matches against the role."""
+    return _build(
+        role="client", subject_cn=cn, key=key, issuer=issuer,
+        days=_check_days(days, "--days"), now=now, path_length=None,
+    )
+
+
+def utcnow() -> dt.datetime:
+    """The default clock; every role function takes `now` so tests can move it."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -1,0 +1,248 @@
+"""The `pgkongtls` command line: parse options, call the library, print.
+
+Thin on purpose: every decision lives in the library. stdout carries only
+machine output (rendered config, --json); people read stderr. Library modules
+are imported inside each command so `--help` and `render` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from pgkongtls import KEY_TYPES, __version__
+
+if TYPE_CHECKING:
+    from pgkongtls.manifest import Manifest
+
+
+
+class Cli(click.Group):
+    """Turns every library error into one `Error: ...` line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pgkongtls.errors import PgkError
+
+        try:
+            return super().invoke(ctx)
+        except PgkError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pgkongtls")
+def main() -> None:
+    """TLS and mutual TLS between Kong Gateway and PostgreSQL, in one command.
+
+    \b
+    Example:
+      pgkongtls init --db-host db.internal --out pki
+      pgkongtls render kong --dir pki > kong.conf.snippet
+    """
+
+
+def key_type_option() -> Any:
+    return click.option(
+        "--key-type", type=click.Choice(KEY_TYPES), default="ecdsa-p256", show_default=True,
+        help="Algorithm and size of every key.",
+    )
+
+
+def print_manifest_json(m: Manifest) -> None:
+    from pgkongtls.manifest import dumps
+
+    click.echo(dumps(m), nl=False)
+
+
+def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
+    """What was written, for people, on stderr."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"PKI written to {out}", title_justify="left")
+    for col in ("file", "role", "subject / SANs", "expires"):
+        table.add_column(col)
+    for e in m.certificates.values():
+        who = e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else "")
+        table.add_row(escape(e.file), e.role, escape(who), e.not_after[:10])
+        table.add_row(escape(e.key_file), "key (0600)", "", "")
+    if m.mode == "ca":
+        table.add_row("chain.crt", "CA chain", "intermediate + root" if m.chain == "intermediate" else "root", "")
+    console = stderr_console()
+    console.print(table)
+    for step in next_steps:
+        console.print(f"next: {step}")
+
+
+@main.command()
+@click.option("--chain", type=click.Choice(["intermediate", "root"]), default="intermediate", show_default=True,
+              help="root → intermediate → leaves, or root → leaves.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
+              help="Directory to create (mode 0700).")
+@click.option("--db-host", "db_hosts", multiple=True, default=("localhost",), show_default=True,
+              help="DNS name or IP of the database; repeat for more. The first is also the CN.")
+@click.option("--db-user", default="kong", show_default=True, help="PostgreSQL role; the client certificate's CN.")
+@click.option("--root-cn", default=None, help="Root CA common name [default: 'pgkongtls root CA <random>'].")
+@click.option("--intermediate-cn", default=None,
+              help="Intermediate CA common name [default: 'pgkongtls intermediate CA <random>'].")
+@key_type_option()
+@click.option("--days-root", type=int, default=3650, show_default=True, help="Root CA lifetime.")
+@click.option("--days-intermediate", type=int, default=1825, show_default=True, help="Intermediate CA lifetime.")
+@click.option("--days", type=int, default=365, show_default=True, help="Server and client certificate lifetime.")
+@click.option("--bundle/--no-bundle", default=True, show_default=True,
+              help="Append the intermediate to server.crt and client.crt.")
+@click.option("--force", is_flag=True, help="Replace an existing PKI in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest on stdout instead of the summary.")
+def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn: str | None,
+         intermediate_cn: str | None, key_type: str, days_root: int, days_intermediate: int, days: int,
+         bundle: bool, force: bool, as_json: bool) -> None:
+    """Mint a root CA, an optional intermediate, a server and a client certificate.
+
+    \b
+    Example:
+      pgkongtls init --chain intermediate --db-host db.internal --db-host 10.0.0.5 --out pki
+    """
+    from pgkongtls import ops
+    from pgkongtls.pki import InitOptions
+
+    opts = InitOptions(chain=chain, hosts=db_hosts, db_user=db_user, root_cn=root_cn,
+                       intermediate_cn=intermediate_cn, key_type=key_type, days_root=days_root,
+                       days_intermediate=days_intermediate, days=days, bundle=bundle)
+    m = ops.init(out, opts, force=force)
+    if as_json:
+        print_manifest_json(m)
+    else:
+        print_summary(out, m, [f"pgkongtls render all --dir {out} --write {out}-config"])
+
+
+@main.command("self-signed")
+@click.option("--test", "is_test", is_flag=True, help="Confirm that this pair is for testing only.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("pki-test"), show_default=True,
+              help="Directory to create (mode 0700).")
+@click.option("--db-host", "db_hosts", multiple=True, default=("localhost",), show_default=True,
+              help="DNS name or IP of the database; repeat for more. The first is also the CN.")
+@click.option("--db-user", default="kong", show_default=True, help="PostgreSQL role; the client certificate's CN.")
+@key_type_option()
+@click.option("--days", type=int, default=365, show_default=True, help="Lifetime of both certificates.")
+@click.option("--force", is_flag=True, help="Replace an existing PKI in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest on stdout instead of the summary.")
+def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: str, key_type: str, days: int,
+                force: bool, as_json: bool) -> None:
+    """Make a self-signed server and client pair that trust each other directly (testing only).
+
+    \b
+    Example:
+      pgkongtls self-signed --test --out pki-test
+    """
+    if not is_test:
+        fail("self-signed certificates are for testing only; pass --test to confirm, or use pgkongtls init")
+    from pgkongtls import ops
+    from pgkongtls.pki import SelfSignedOptions
+
+    opts = SelfSignedOptions(hosts=db_hosts, db_user=db_user, key_type=key_type, days=days)
+    m = ops.self_signed(out, opts, force=force)
+    if as_json:
+        print_manifest_json(m)
+    else:
+        print_summary(out, m, [f"pgkongtls render all --dir {out} --write {out}-config"])
+
+
+RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all")
+
+
+@main.command()
+@click.argument("target", type=click.Choice(RENDER_TARGETS))
+@click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
+              help="The PKI directory made by pgkongtls init.")
+@click.option("--pg-dir", default=None, help="Where the PKI files live on the database host [default: --dir, absolute].")
+@click.option("--kong-dir", default=None, help="Where the PKI files live on the Kong host [default: --dir, absolute].")
+@click.option("--edition", type=click.Choice(["enterprise", "oss"]), default="enterprise", show_default=True,
+              help="Kong edition: only Enterprise can present a client certificate.")
+@click.option("--auth", type=click.Choice(["cert", "verify-full", "scram"]), default=None,
+              help="pg_hba method [default: cert; scram with --edition oss].")
+@click.option("--database", default="all", show_default=True, help="pg_hba database column.")
+@click.option("--user", default=None, help="pg_hba user column [default: the PKI's db user].")
+@click.option("--address", default="all", show_default=True, help="pg_hba address column.")
+@click.option("--reject-plaintext/--allow-plaintext", default=True, show_default=True,
+              help="Add 'hostnossl all all all reject'.")
+@click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default="TLSv1.2", show_default=True,
+              help="ssl_min_protocol_version.")
+@click.option("--pg-ssl-version", type=click.Choice(["tlsv1_2", "tlsv1_3", "any"]), default="tlsv1_2",
+              show_default=True, help="Kong Enterprise pg_ssl_version.")
+@click.option("--system/--no-system", default=True, show_default=True,
+              help="Keep 'system,' (the OS bundle) in lua_ssl_trusted_certificate.")
+@click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
+@click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
+@click.option("--host", default=None, help="libpq host [default: the first --db-host].")
+@click.option("--write", "write_dir", type=click.Path(path_type=Path), default=None,
+              help="Write snippet file(s) into this directory instead of printing.")
+@click.option("--force", is_flag=True, help="Let --write replace existing files.")
+def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
+           database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
+           pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
+           write_dir: Path | None, force: bool) -> None:
+    """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
+
+    \b
+    Example:
+      pgkongtls render postgres --dir pki --pg-dir /etc/postgresql/ssl > conf.d/pgkongtls.conf
+      pgkongtls render hba --dir pki --auth cert >> pg_hba.conf
+      pgkongtls render kong --dir pki --kong-dir /etc/kong/ssl >> kong.conf
+      pgkongtls render all --dir pki --write out/
+    """
+    from pgkongtls import fsio
+    from pgkongtls import render as r
+
+    m = fsio.load_manifest(pki_dir)
+    here = str(pki_dir.resolve())
+    files = r.Files(pg_dir=pg_dir or here, kong_dir=kong_dir or here, server=server_name, client=client_name)
+    chosen_auth = auth or r.default_auth(edition)
+    if target == "all":
+        if write_dir is None:
+            fail("render all writes one file per snippet; pass --write DIR")
+        out = r.render_all(m, files, edition=edition, auth=chosen_auth, min_tls=min_tls,
+                           pg_ssl_version=pg_ssl_version, system=system)
+    else:
+        renderers = {
+            "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls),
+            "hba": lambda: r.render_hba(m, auth=chosen_auth, edition=edition, database=database, user=user,
+                                        address=address, reject_plaintext=reject_plaintext),
+            "ident": lambda: r.render_ident(m, user=user),
+            "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system),
+            "kong-env": lambda: r.render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version,
+                                                  system=system),
+            "libpq": lambda: r.render_libpq(m, files, host=host, user=user),
+        }
+        out = {r.ALL_FILES[target]: renderers[target]()}
+    if write_dir is None:
+        click.echo("".join(out.values()), nl=False)
+        return
+    fsio.write_outputs(write_dir, out, overwrite=force)
+    console = stderr_console()
+    for name in out:
+        console.print(f"wrote {write_dir / name}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    main(prog_name="pgkongtls")
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,252 @@
+"""The one module that touches the filesystem: locked, all-or-nothing PKI writes.
+
+A change to a PKI directory is staged in a sibling directory (hard links to the
+files that stay, new files written there with O_EXCL), then swapped in with one
+`renameat2(RENAME_EXCHANGE)`. A crash at any point leaves the directory either
+exactly as it was or complete. Keys are created 0600 from their first byte.
+
+For tests only: PGKONGTLS_TEST_FAIL_AT=<step> raises at that step, and
+PGKONGTLS_TEST_FAIL_AT=<step>:kill SIGKILLs the process there. Steps:
+`write:<file name>`, `staged`, `swapped`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import shutil
+import signal
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgkongtls.errors import PgkError, StateError
+from pgkongtls.manifest import MANIFEST_NAME, Manifest, loads
+
+STAGE_TAG = ".pgkongtls-"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class InjectedFailure(PgkError):
+    """Raised at a PGKONGTLS_TEST_FAIL_AT step so tests can prove rollback."""
+
+
+def _checkpoint(step: str) -> None:
+    wanted = os.environ.get("PGKONGTLS_TEST_FAIL_AT")
+    if not wanted:
+        return
+    where, _, how = wanted.partition(":")
+    if where == step:
+        if how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise InjectedFailure(f"injected failure at {step}")
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create a file that must not exist yet, with its final mode from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a key beside its final place (0600, O_EXCL) and rename it in."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _write_new(tmp, data, 0o600)
+    os.replace(tmp, path)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories; False when the kernel or filesystem can't."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _os_error(exc: OSError, what: Path) -> StateError:
+    reason = exc.strerror or str(exc)
+    return StateError(f"cannot write {what}: {reason}")
+
+
+@dataclass
+class Transaction:
+    """A locked view of one PKI directory; `commit` applies one change to it."""
+
+    target: Path
+    committed: bool = False
+
+    def manifest(self) -> Manifest:
+        return load_manifest(self.target)
+
+    def exists(self, name: str) -> bool:
+        return (self.target / name).exists()
+
+    def commit(
+        self, files: dict[str, bytes], *, private: frozenset[str] = frozenset(),
+        overwrite: bool = False, remove: frozenset[str] = frozenset(),
+    ) -> None:
+        """Write `files` (keys in `private`) and delete `remove`, all at once or not at all."""
+        if not overwrite:
+            clash = [n for n in files if n != MANIFEST_NAME and (self.target / n).exists()]
+            if clash:
+                first = sorted(clash, key=lambda n: (not n.endswith(".key"), n))[0]
+                raise StateError(f"{first} exists in {self.target}; pass --force to replace it")
+        stage = Path(tempfile.mkdtemp(prefix=f".{self.target.name}{STAGE_TAG}", dir=self.target.parent))
+        try:
+            self._fill_stage(stage, files, private, remove)
+            _checkpoint("staged")
+            if self.target.exists():
+                if not _exchange(stage, self.target):
+                    self._replace_in_place(files, private, remove)
+                    return
+            else:
+                os.rename(stage, self.target)
+            _fsync_dir(self.target.parent)
+            self.committed = True
+            _checkpoint("swapped")
+        except OSError as exc:
+            raise _os_error(exc, self.target) from None
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    def _fill_stage(self, stage: Path, files: dict[str, bytes], private: frozenset[str], remove: frozenset[str]) -> None:
+        if self.target.exists():
+            st = self.target.stat()
+            os.chmod(stage, stat.S_IMODE(st.st_mode))
+            if os.geteuid() == 0:
+                os.chown(stage, st.st_uid, st.st_gid)
+            for entry in os.scandir(self.target):
+                if entry.name in files or entry.name in remove:
+                    continue
+                dst = stage / entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.copytree(entry.path, dst, symlinks=True)
+                elif entry.is_symlink():
+                    os.symlink(os.readlink(entry.path), dst)
+                else:
+                    try:
+                        os.link(entry.path, dst)
+                    except OSError:
+                        shutil.copy2(entry.path, dst)
+        else:
+            os.chmod(stage, 0o700)
+        for name in sorted(files, key=lambda n: n == MANIFEST_NAME):
+            _checkpoint(f"write:{name}")
+            _write_new(stage / name, files[name], 0o600 if name in private else 0o644)
+        _fsync_dir(stage)
+
+    def _replace_in_place(self, files: dict[str, bytes], private: frozenset[str], remove: frozenset[str]) -> None:
+        """Fallback without RENAME_EXCHANGE: file by file, the manifest last."""
+        for name in sorted(files, key=lambda n: n == MANIFEST_NAME):
+            path = self.target / name
+            if name in private:
+                write_private(path, files[name])
+            else:
+                tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+                _write_new(tmp, files[name], 0o644)
+                os.replace(tmp, path)
+        for name in remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.target / name)
+        self.committed = True
+
+
+def _sweep(target: Path) -> None:
+    """Remove stages left by a killed run (they hold only 0600 keys in 0700 dirs)."""
+    prefix = f".{target.name}{STAGE_TAG}"
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def transaction(target: Path) -> Iterator[Transaction]:
+    """Lock the PKI directory's parent (flock) for one read-modify-write."""
+    target = Path(os.path.abspath(target))
+    if target.exists() and not target.is_dir():
+        raise StateError(f"{target} is a file; pass --out a directory")
+    parent = target.parent
+    if not parent.is_dir():
+        raise StateError(f"parent directory {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StateError(f"cannot write to {parent}; choose another --out or fix its permissions")
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _sweep(target)
+        yield Transaction(target=target)
+    finally:
+        os.close(fd)
+
+
+def load_manifest(directory: Path) -> Manifest:
+    """Read `pgkongtls.json`, with a one-line error that says what to run instead."""
+    path = Path(directory) / MANIFEST_NAME
+    if not Path(directory).is_dir():
+        raise StateError(f"{directory} does not exist; create a PKI with pgkongtls init --out {directory}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StateError(f"{directory} is not a pgkongtls PKI (no {MANIFEST_NAME}); create one with pgkongtls init") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateError(f"cannot read {path}: {exc}") from None
+    return loads(text)
+
+
+def read_file(directory: Path, name: str) -> bytes:
+    path = Path(directory) / name
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise StateError(f"{path} is missing; restore it or re-create the PKI with pgkongtls init --force") from None
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def write_outputs(directory: Path, files: dict[str, str], *, overwrite: bool) -> None:
+    """Write rendered snippets (not secrets) into a plain output directory."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not overwrite:
+            clash = sorted(n for n in files if (directory / n).exists())
+            if clash:
+                raise StateError(f"{directory / clash[0]} exists; pass --force to replace it")
+        for name, text in files.items():
+            tmp = directory / f".{name}.{os.getpid()}.tmp"
+            _write_new(tmp, text.encode(), 0o644)
+            os.replace(tmp, directory / name)
+    except OSError as exc:
+        raise _os_error(exc, directory) from None
+

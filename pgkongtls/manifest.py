@@ -1,0 +1,175 @@
+"""The manifest (`pgkongtls.json`): what later commands read instead of guessing.
+
+Plain dataclasses with a strict JSON round trip, so a hand-edited or truncated
+manifest gives one clear line instead of a KeyError deep inside a command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from pgkongtls.errors import StateError
+
+MANIFEST_NAME = "pgkongtls.json"
+FORMAT = 1
+MODES = ("ca", "self-signed")
+CHAINS = ("intermediate", "root")
+ROLES = ("root", "intermediate", "server", "client")
+
+
+@dataclass(frozen=True)
+class CertEntry:
+    """One certificate file and its key, as minted."""
+
+    name: str
+    role: str
+    file: str
+    key_file: str
+    cn: str
+    sans: tuple[str, ...]
+    issuer: str | None
+    serial: str
+    sha256: str
+    not_before: str
+    not_after: str
+    revoked: str | None = None
+    revocation_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole PKI: its shape, its defaults, and every certificate by name."""
+
+    mode: str
+    chain: str | None
+    key_type: str
+    db_user: str
+    hosts: tuple[str, ...]
+    bundle: bool
+    certificates: dict[str, CertEntry] = field(default_factory=dict)
+    crl_file: str | None = None
+    crl_next_update: str | None = None
+    format: int = FORMAT
+
+    @property
+    def issuing_ca(self) -> str | None:
+        """Name of the CA that signs leaves: the intermediate, the root, or none."""
+        if self.mode != "ca":
+            return None
+        return "intermediate" if self.chain == "intermediate" else "root"
+
+    @property
+    def intermediates(self) -> int:
+        """CAs between a leaf and the root: what lua_ssl_verify_depth must allow."""
+        return 1 if self.mode == "ca" and self.chain == "intermediate" else 0
+
+    def root_fingerprint(self) -> str:
+        """Identifies the PKI in rendered comments (the server's own for self-signed)."""
+        anchor = "root" if self.mode == "ca" else "server"
+        return self.certificates[anchor].sha256
+
+    def with_cert(self, entry: CertEntry) -> Manifest:
+        return replace(self, certificates={**self.certificates, entry.name: entry})
+
+    def by_role(self, role: str) -> list[CertEntry]:
+        return [e for e in self.certificates.values() if e.role == role]
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+
+
+def entry_for(
+    cert: x509.Certificate, *, name: str, role: str, issuer: str | None, file: str | None = None,
+    key_file: str | None = None,
+) -> CertEntry:
+    """Describe a freshly minted certificate for the manifest."""
+    from pgkongtls.certs import host_text
+
+    cn_attrs = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = tuple(host_text(n) for n in san)
+    except x509.ExtensionNotFound:
+        sans = ()
+    return CertEntry(
+        name=name, role=role, file=file or f"{name}.crt", key_file=key_file or f"{name}.key",
+        cn=str(cn_attrs[0].value) if cn_attrs else "", sans=sans, issuer=issuer,
+        serial=format(cert.serial_number, "x"), sha256=fingerprint(cert),
+        not_before=iso(cert.not_valid_before_utc), not_after=iso(cert.not_valid_after_utc),
+    )
+
+
+def dumps(m: Manifest) -> str:
+    data = asdict(m)
+    data["certificates"] = {k: asdict(v) for k, v in m.certificates.items()}
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise StateError(f"{MANIFEST_NAME}: {where} is missing {key!r}; re-create it with pgkongtls init --force")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise StateError(f"{MANIFEST_NAME}: {where}.{key} has the wrong type; re-create it with pgkongtls init --force")
+    return value
+
+
+def loads(text: str) -> Manifest:
+    """Parse and validate; every problem is one StateError line naming the field."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise StateError(f"{MANIFEST_NAME} is not valid JSON; re-create it with pgkongtls init --force") from None
+    if not isinstance(data, dict):
+        raise StateError(f"{MANIFEST_NAME} is not a JSON object; re-create it with pgkongtls init --force")
+    if _need(data, "format", int, "manifest") != FORMAT:
+        raise StateError(f"{MANIFEST_NAME} has format {data['format']}; this pgkongtls reads format {FORMAT}")
+    certs: dict[str, CertEntry] = {}
+    for name, raw in _need(data, "certificates", dict, "manifest").items():
+        where = f"certificates.{name}"
+        if not isinstance(raw, dict):
+            raise StateError(f"{MANIFEST_NAME}: {where} is not an object; re-create it with pgkongtls init --force")
+        opt = (str, type(None))
+        entry = CertEntry(
+            name=_need(raw, "name", str, where), role=_need(raw, "role", str, where),
+            file=_need(raw, "file", str, where), key_file=_need(raw, "key_file", str, where),
+            cn=_need(raw, "cn", str, where),
+            sans=tuple(_need(raw, "sans", list, where)), issuer=_need(raw, "issuer", opt, where),
+            serial=_need(raw, "serial", str, where), sha256=_need(raw, "sha256", str, where),
+            not_before=_need(raw, "not_before", str, where), not_after=_need(raw, "not_after", str, where),
+            revoked=_need(raw, "revoked", opt, where),
+            revocation_reason=_need(raw, "revocation_reason", opt, where),
+        )
+        if entry.role not in ROLES or entry.name != name or not all(isinstance(s, str) for s in entry.sans):
+            raise StateError(f"{MANIFEST_NAME}: {where} is inconsistent; re-create it with pgkongtls init --force")
+        certs[name] = entry
+    m = Manifest(
+        mode=_need(data, "mode", str, "manifest"), chain=_need(data, "chain", (str, type(None)), "manifest"),
+        key_type=_need(data, "key_type", str, "manifest"), db_user=_need(data, "db_user", str, "manifest"),
+        hosts=tuple(_need(data, "hosts", list, "manifest")), bundle=_need(data, "bundle", bool, "manifest"),
+        certificates=certs, crl_file=_need(data, "crl_file", (str, type(None)), "manifest"),
+        crl_next_update=_need(data, "crl_next_update", (str, type(None)), "manifest"),
+    )
+    if m.mode not in MODES or (m.mode == "ca" and m.chain not in CHAINS):
+        raise StateError(f"{MANIFEST_NAME}: unknown mode or chain; re-create it with pgkongtls init --force")
+    needed = {"ca": ["root", "server", "client"] + (["intermediate"] if m.chain == "intermediate" else []),
+              "self-signed": ["server", "client"]}[m.mode]
+    missing = [n for n in needed if n not in certs]
+    if missing:
+        raise StateError(f"{MANIFEST_NAME}: certificate {missing[0]!r} is missing; re-create it with pgkongtls init --force")
+    return m
