@@ -180,31 +180,39 @@ def _build(
 
 
 def parse_host(value: str) -> x509.GeneralName:
-    """One `--db-host` value as a SAN entry: iPAddress for addresses, IDNA dNSName otherwise."""
+    """One `--db-host` value as a SAN entry: iPAddress for addresses, IDNA dNSName otherwise.
+
+    Unicode names are accepted only when their A-label decodes back to the same
+    name, so what the operator typed is exactly what libpq will match.
+    """
     text = value.strip()
     if not text or text != value:
         raise InputError(f"invalid host {value!r}: empty or surrounded by spaces")
+    if "%" in text:
+        raise InputError(f"invalid host {value!r}: zone ids cannot go in a certificate")
     try:
         return x509.IPAddress(ipaddress.ip_address(text))
     except ValueError:
         pass
-    if "%" in text:
-        raise InputError(f"invalid host {value!r}: zone ids cannot go in a certificate")
-    name = text[:-1] if text.endswith(".") else text
+    name = (text[:-1] if text.endswith(".") else text).lower()
     if name.startswith("*."):
         raise InputError(f"invalid host {value!r}: wildcards are not accepted for a database host")
+    bad = InputError(f"invalid host {value!r}: not a valid DNS name or IP address")
     try:
         ascii_name = name.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise InputError(f"invalid host {value!r}: {exc}") from None
+        same = name.isascii() or ascii_name.encode("ascii").decode("idna") == name
+    except UnicodeError:
+        raise bad from None
+    if not same:
+        raise InputError(f"invalid host {value!r}: IDNA maps it to {ascii_name!r}; pass that name instead")
     labels = ascii_name.split(".")
     if len(ascii_name) > 253 or any(
-        not lab or len(lab) > 63 or not all(c.isalnum() or c == "-" for c in lab)
+        not lab or len(lab) > 63 or not all(c.isascii() and (c.isalnum() or c == "-") for c in lab)
         or lab.startswith("-") or lab.endswith("-")
         for lab in labels
     ):
-        raise InputError(f"invalid host {value!r}: not a valid DNS name or IP address")
-    return x509.DNSName(ascii_name.lower())
+        raise bad
+    return x509.DNSName(ascii_name)
 
 
 def host_text(name: x509.GeneralName) -> str:
