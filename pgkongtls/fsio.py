@@ -41,9 +41,9 @@ def _checkpoint(step: str) -> None:
     wanted = os.environ.get("PGKONGTLS_TEST_FAIL_AT")
     if not wanted:
         return
-    where, _, how = wanted.partition(":")
-    if where == step:
-        if how == "kill":
+    kill = wanted.endswith(":kill")
+    if wanted.removesuffix(":kill") == step:
+        if kill:
             os.kill(os.getpid(), signal.SIGKILL)
         raise InjectedFailure(f"injected failure at {step}")
 
@@ -121,7 +121,10 @@ class Transaction:
             if clash:
                 first = sorted(clash, key=lambda n: (not n.endswith(".key"), n))[0]
                 raise StateError(f"{first} exists in {self.target}; pass --force to replace it")
-        stage = Path(tempfile.mkdtemp(prefix=f".{self.target.name}{STAGE_TAG}", dir=self.target.parent))
+        try:
+            stage = Path(tempfile.mkdtemp(prefix=f".{self.target.name}{STAGE_TAG}", dir=self.target.parent))
+        except OSError as exc:
+            raise _os_error(exc, self.target) from None
         try:
             self._fill_stage(stage, files, private, remove)
             _checkpoint("staged")
