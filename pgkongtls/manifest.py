@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from typing import TYPE_CHECKING, Any
 
 from pgkongtls.errors import StateError
+
+if TYPE_CHECKING:  # cryptography is imported where it is used, so `render` never loads it
+    from cryptography import x509
 
 MANIFEST_NAME = "pgkongtls.json"
 FORMAT = 1
@@ -82,6 +82,8 @@ class Manifest:
 
 
 def fingerprint(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import hashes
+
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
@@ -98,6 +100,8 @@ def entry_for(
     key_file: str | None = None,
 ) -> CertEntry:
     """Describe a freshly minted certificate for the manifest."""
+    from cryptography import x509
+
     from pgkongtls.certs import host_text
 
     cn_attrs = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
