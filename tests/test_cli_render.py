@@ -1,0 +1,96 @@
+"""CLI tests for `render`: stdout carries the snippet alone, errors are one line, nothing overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pgkongtls import fsio, render
+from pgkongtls.cli import main
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    assert run("init", "--db-host", "db.internal").exit_code == 0
+    return tmp_path / "pki"
+
+
+def test_render_kong_stdout_is_the_snippet_alone(pki: Path) -> None:
+    r = run("render", "kong", "--dir", "pki", "--kong-dir", "/etc/kong/ssl")
+    assert r.exit_code == 0 and r.stderr == ""
+    m = fsio.load_manifest(pki)
+    assert r.stdout == render.render_kong(m, render.Files(pg_dir=str(pki), kong_dir="/etc/kong/ssl"))
+
+
+def test_render_defaults_paths_to_the_absolute_pki_dir(pki: Path) -> None:
+    r = run("render", "postgres", "--dir", "pki")
+    assert r.exit_code == 0
+    assert f"ssl_cert_file = '{pki}/server.crt'\n" in r.stdout
+
+
+def test_render_hba_oss_defaults_to_scram(pki: Path) -> None:
+    r = run("render", "hba", "--dir", "pki", "--edition", "oss")
+    assert r.exit_code == 0
+    assert "hostssl all kong all scram-sha-256\n" in r.stdout
+
+
+def test_render_mismatched_options_one_line(pki: Path) -> None:
+    r = run("render", "hba", "--dir", "pki", "--auth", "cert", "--edition", "oss")
+    assert r.exit_code == 1
+    assert r.stderr == ("Error: --auth cert needs a client certificate, which open-source Kong cannot send; "
+                        "use --auth scram\n")
+    assert r.stdout == ""
+
+
+def test_render_missing_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = run("render", "kong", "--dir", "nope")
+    assert r.exit_code == 1
+    assert r.stderr == "Error: nope does not exist; create a PKI with pgkongtls init --out nope\n"
+
+
+def test_render_dir_without_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "certs").mkdir()
+    r = run("render", "postgres", "--dir", "certs")
+    assert r.exit_code == 1
+    assert r.stderr == "Error: certs is not a pgkongtls PKI (no pgkongtls.json); create one with pgkongtls init\n"
+
+
+def test_render_unknown_target(pki: Path) -> None:
+    r = run("render", "nginx", "--dir", "pki")
+    assert r.exit_code == 2
+    assert r.stderr.splitlines()[-1].startswith("Error: Invalid value for '{postgres|hba|ident|kong|kong-env|libpq|all}'")
+
+
+def test_render_all_needs_write(pki: Path) -> None:
+    r = run("render", "all", "--dir", "pki")
+    assert r.exit_code == 1
+    assert r.stderr == "Error: render all writes one file per snippet; pass --write DIR\n"
+
+
+def test_render_all_write_and_no_overwrite(pki: Path, tmp_path: Path) -> None:
+    r = run("render", "all", "--dir", "pki", "--write", "out")
+    assert r.exit_code == 0 and r.stdout == ""
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["kong.conf.snippet", "kong.env", "libpq.conninfo", "pg_hba.conf.snippet", "postgresql.conf.snippet"]
+    (tmp_path / "out" / "kong.env").write_text("edited")
+    r2 = run("render", "all", "--dir", "pki", "--write", "out", "--edition", "oss")
+    assert r2.exit_code == 1
+    assert r2.stderr == "Error: out/kong.conf.snippet exists; pass --force to replace it\n"
+    assert (tmp_path / "out" / "kong.env").read_text() == "edited"
+    assert run("render", "all", "--dir", "pki", "--write", "out", "--force").exit_code == 0
+    assert (tmp_path / "out" / "kong.env").read_text().startswith("# Kong environment")
+
+
+def test_render_unknown_server_name(pki: Path) -> None:
+    r = run("render", "postgres", "--dir", "pki", "--server", "replica-9")
+    assert r.exit_code == 1
+    assert r.stderr == "Error: 'replica-9' is not a server certificate in this PKI\n"
