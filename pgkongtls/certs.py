@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Literal, Union
@@ -71,6 +72,35 @@ def generate_key(key_type: str) -> PrivateKey:
     if key_type.startswith("rsa-") and key_type in KEY_TYPES:
         return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
     raise InputError(f"unknown key type {key_type!r}; use one of {', '.join(KEY_TYPES)}")
+
+
+def generate_keys(key_type: str, count: int) -> list[PrivateKey]:
+    """`count` fresh keys of one type.
+
+    RSA prime search is most of an RSA `init`'s wall time, and OpenSSL runs it
+    without holding the GIL, so RSA keys are made on one thread per core.
+    """
+    workers = min(count, os.cpu_count() or 1)
+    if key_type not in KEY_TYPES or not key_type.startswith("rsa-") or workers < 2:
+        return [generate_key(key_type) for _ in range(count)]
+    import threading
+
+    keys: list[PrivateKey] = []
+    todo = iter(range(count))  # shared: each thread takes the next key until none are left
+
+    def work() -> None:
+        for _ in todo:
+            keys.append(generate_key(key_type))
+
+    helpers = [threading.Thread(target=work, daemon=True) for _ in range(workers - 1)]
+    for t in helpers:
+        t.start()
+    work()
+    for t in helpers:
+        t.join()
+    if len(keys) != count:
+        raise RuntimeError(f"key generation failed on a worker thread ({len(keys)} of {count} keys)")
+    return keys
 
 
 def key_type_of(key: PrivateKey) -> str:

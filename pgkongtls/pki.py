@@ -106,8 +106,9 @@ def plan_init(opts: InitOptions, *, now: dt.datetime | None = None) -> FileSet:
     hosts = _check_hosts(opts.hosts)
     user = validate_db_user(opts.db_user)
     with_int = opts.chain == "intermediate"
+    keys = iter(certs.generate_keys(opts.key_type, 4 if with_int else 3))
     root = certs.make_root(
-        cn=opts.root_cn or _default_cn("root CA"), key=certs.generate_key(opts.key_type),
+        cn=opts.root_cn or _default_cn("root CA"), key=next(keys),
         days=opts.days_root, with_intermediate=with_int, now=now,
     )
     issuing = root
@@ -115,11 +116,11 @@ def plan_init(opts: InitOptions, *, now: dt.datetime | None = None) -> FileSet:
     if with_int:
         inter = certs.make_intermediate(
             cn=opts.intermediate_cn or _default_cn("intermediate CA"),
-            key=certs.generate_key(opts.key_type), issuer=root, days=opts.days_intermediate, now=now,
+            key=next(keys), issuer=root, days=opts.days_intermediate, now=now,
         )
         issuing = inter
-    server = certs.make_server(hosts=list(hosts), key=certs.generate_key(opts.key_type), issuer=issuing, days=opts.days, now=now)
-    client = certs.make_client(cn=user, key=certs.generate_key(opts.key_type), issuer=issuing, days=opts.days, now=now)
+    server = certs.make_server(hosts=list(hosts), key=next(keys), issuer=issuing, days=opts.days, now=now)
+    client = certs.make_client(cn=user, key=next(keys), issuer=issuing, days=opts.days, now=now)
     issuing_name = "intermediate" if with_int else "root"
 
     manifest = Manifest(
