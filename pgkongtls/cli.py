@@ -109,9 +109,11 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
               help="Append the intermediate to server.crt and client.crt.")
 @click.option("--force", is_flag=True, help="Replace an existing PKI in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest on stdout instead of the summary.")
+@click.option("--ca-passphrase-file", "passphrase_file", type=click.Path(path_type=Path), default=None,
+              help="Encrypt the CA keys with the passphrase in this file; leaf keys stay plain.")
 def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn: str | None,
          intermediate_cn: str | None, key_type: str, days_root: int, days_intermediate: int, days: int,
-         bundle: bool, force: bool, as_json: bool) -> None:
+         bundle: bool, force: bool, as_json: bool, passphrase_file: Path | None) -> None:
     """Mint a root CA, an optional intermediate, a server and a client certificate.
 
     \b
@@ -124,7 +126,7 @@ def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn
     opts = InitOptions(chain=chain, hosts=db_hosts, db_user=db_user, root_cn=root_cn,
                        intermediate_cn=intermediate_cn, key_type=key_type, days_root=days_root,
                        days_intermediate=days_intermediate, days=days, bundle=bundle)
-    m = ops.init(out, opts, force=force)
+    m = ops.init(out, opts, force=force, ca_passphrase=ops.read_passphrase(passphrase_file))
     if as_json:
         print_manifest_json(m)
     else:
@@ -237,6 +239,9 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     console = stderr_console()
     for name in out:
         console.print(f"wrote {write_dir / name}")
+
+
+from pgkongtls import cli_lifecycle  # noqa: E402,F401  (registers issue, renew, revoke, crl, status)
 
 
 def run() -> None:

@@ -5,13 +5,19 @@ This is the library API behind each command; cli.py only parses and prints.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pgkongtls import fsio
-from pgkongtls.errors import StateError
+from pgkongtls import certs, fsio, lifecycle
+from pgkongtls.errors import InputError, StateError
 from pgkongtls.manifest import MANIFEST_NAME, Manifest
 from pgkongtls.pki import FileSet, InitOptions, SelfSignedOptions, plan_init, plan_self_signed
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 #: Files whose presence means "this directory already holds a PKI".
 PKI_MARKERS = (MANIFEST_NAME, "root.key", "intermediate.key", "server.key", "client.key")
@@ -39,11 +45,131 @@ def _write_fresh(out: Path, fs: FileSet, *, force: bool) -> Manifest:
     return fs.manifest
 
 
-def init(out: Path, opts: InitOptions, *, force: bool = False, now: dt.datetime | None = None) -> Manifest:
-    """`pgkongtls init`: mint, self-check and write a CA-based PKI."""
-    return _write_fresh(out, plan_init(opts, now=now), force=force)
+def init(out: Path, opts: InitOptions, *, force: bool = False, now: dt.datetime | None = None,
+         ca_passphrase: bytes | None = None) -> Manifest:
+    """`pgkongtls init`: mint, self-check and write a CA-based PKI (CA keys encrypted with a passphrase)."""
+    return _write_fresh(out, plan_init(opts, now=now, ca_passphrase=ca_passphrase), force=force)
 
 
 def self_signed(out: Path, opts: SelfSignedOptions, *, force: bool = False, now: dt.datetime | None = None) -> Manifest:
     """`pgkongtls self-signed --test`: the test-only pair that trust each other directly."""
     return _write_fresh(out, plan_self_signed(opts, now=now), force=force)
+
+
+# ---------------------------------------------------------------- day 2: issue, renew, revoke, crl, status
+
+#: cryptography refuses longer passphrases.
+MAX_PASSPHRASE = 1023
+
+
+def read_passphrase(path: Path | None) -> bytes | None:
+    """The CA passphrase from `--ca-passphrase-file`, without its one trailing newline."""
+    if path is None:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read --ca-passphrase-file {path}: {exc.strerror or exc}") from None
+    data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
+    if not data:
+        raise InputError(f"--ca-passphrase-file {path} is empty; write the CA passphrase into it")
+    if len(data) > MAX_PASSPHRASE:
+        raise InputError(f"--ca-passphrase-file {path} holds more than {MAX_PASSPHRASE} bytes; use a shorter passphrase")
+    return data
+
+
+def _reader(directory: Path) -> lifecycle.Reader:
+    """Read PKI files by name for the planners; a missing file is None, other errors one line."""
+    def read(name: str) -> bytes | None:
+        try:
+            return (directory / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read {directory / name}: {exc.strerror or exc}") from None
+    return read
+
+
+@contextlib.contextmanager
+def _checked(
+    pki: Path,
+) -> Iterator[tuple[fsio.Transaction, Manifest, dict[str, x509.Certificate], lifecycle.Reader]]:
+    """Lock the PKI, load its manifest and refuse files that no longer match it."""
+    with fsio.transaction(pki) as tx:
+        m = tx.manifest()
+        read = _reader(tx.target)
+        yield tx, m, lifecycle.verify_files(m, read), read
+
+
+def _apply(tx: fsio.Transaction, change: lifecycle.Change, *, force: bool = False) -> lifecycle.Change:
+    """Commit one planned change with its manifest; never clobber a file the plan did not mean to."""
+    clash = sorted(n for n in change.files if n not in change.replaces and tx.exists(n))
+    if clash and not force:
+        raise StateError(f"{clash[0]} exists in {tx.target}; pass --force to replace it")
+    tx.commit(change.all_files(), private=change.private, overwrite=True)
+    return change
+
+
+def issue(
+    pki: Path, requests: list[lifecycle.LeafRequest], *, days: int = 365, key_type: str | None = None,
+    force: bool = False, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
+) -> lifecycle.Change:
+    """`pgkongtls issue client|server`: mint leaves from the issuing CA, all in one commit."""
+    with _checked(pki) as (tx, m, found, read):
+        ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=("issuing",))
+        change = lifecycle.plan_issue(m, ca, requests, read, days=days, key_type=key_type, force=force, now=now)
+        return _apply(tx, change, force=force)
+
+
+def renew(
+    pki: Path, names: list[str], *, expiring_within: dt.timedelta | None = None, reuse_key: bool = False,
+    days: int | None = None, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
+) -> lifecycle.Change | None:
+    """`pgkongtls renew`: re-issue the named leaves (or those expiring soon); None when none are due."""
+    if bool(names) == (expiring_within is not None):
+        raise InputError("name the certificates to renew, or pass --expiring-within 30d (not both)")
+    now = now or certs.utcnow()
+    with _checked(pki) as (tx, m, found, read):
+        if expiring_within is not None:
+            names = lifecycle.select_expiring(m, expiring_within, now)
+            if not names:
+                return None
+        for name in names:
+            lifecycle.lookup(m, name)
+        ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=("issuing",))
+        change = lifecycle.plan_renew(m, ca, found, names, read, reuse_key=reuse_key, days=days, now=now)
+        return _apply(tx, change)
+
+
+def revoke(
+    pki: Path, names: list[str], *, reason: str = "unspecified", crl_days: int = lifecycle.DEFAULT_CRL_DAYS,
+    ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
+) -> lifecycle.Change:
+    """`pgkongtls revoke`: mark leaves revoked and write crl.pem with a CRL from every CA level."""
+    if not names:
+        raise InputError("name the certificates to revoke; pgkongtls status lists them")
+    with _checked(pki) as (tx, m, found, read):
+        for name in names:
+            lifecycle.lookup(m, name)
+        ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=lifecycle.CA_LEVELS)
+        change = lifecycle.plan_revoke(m, ca, names, read, reason=reason, crl_days=crl_days, now=now)
+        return _apply(tx, change)
+
+
+def refresh_crl(
+    pki: Path, *, crl_days: int = lifecycle.DEFAULT_CRL_DAYS, ca_passphrase: bytes | None = None,
+    now: dt.datetime | None = None,
+) -> lifecycle.Change:
+    """`pgkongtls crl`: re-sign every CA level's CRL (a new nextUpdate) without revoking anything."""
+    with _checked(pki) as (tx, m, found, read):
+        ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=lifecycle.CA_LEVELS)
+        return _apply(tx, lifecycle.plan_crl(m, ca, read, days=crl_days, now=now))
+
+
+def status(pki: Path, *, warn_days: int = lifecycle.DEFAULT_WARN_DAYS, now: dt.datetime | None = None) -> lifecycle.Status:
+    """`pgkongtls status`: read-only (no lock, so a monitoring user needs no write access)."""
+    m = fsio.load_manifest(pki)
+    read = _reader(Path(pki))
+    found = lifecycle.verify_files(m, read)
+    lifecycle.load_crls(m, found, read(m.crl_file) if m.crl_file else None)
+    return lifecycle.compute_status(m, now=now, warn_days=warn_days, pki=str(pki))

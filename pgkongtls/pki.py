@@ -98,8 +98,11 @@ def _check_hosts(hosts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(certs.host_text(certs.parse_host(h)) for h in hosts)
 
 
-def plan_init(opts: InitOptions, *, now: dt.datetime | None = None) -> FileSet:
-    """Mint root [→ intermediate] → server + client, self-check, and lay out the files."""
+def plan_init(opts: InitOptions, *, now: dt.datetime | None = None, ca_passphrase: bytes | None = None) -> FileSet:
+    """Mint root [→ intermediate] → server + client, self-check, and lay out the files.
+
+    `ca_passphrase` encrypts the CA keys only; leaf keys stay plain for PostgreSQL and Kong.
+    """
     if opts.chain not in ("intermediate", "root"):
         raise InputError(f"unknown chain {opts.chain!r}; use intermediate or root")
     now = now or certs.utcnow()
@@ -127,11 +130,11 @@ def plan_init(opts: InitOptions, *, now: dt.datetime | None = None) -> FileSet:
         mode="ca", chain=opts.chain, key_type=opts.key_type, db_user=user, hosts=hosts, bundle=opts.bundle,
     )
     manifest = manifest.with_cert(entry_for(root.cert, name="root", role="root", issuer=None))
-    files = {"root.crt": cert_pem(root.cert), "root.key": key_pem(root.key)}
+    files = {"root.crt": cert_pem(root.cert), "root.key": key_pem(root.key, ca_passphrase)}
     extra: tuple[x509.Certificate, ...] = ()
     if inter is not None:
         manifest = manifest.with_cert(entry_for(inter.cert, name="intermediate", role="intermediate", issuer="root"))
-        files |= {"intermediate.crt": cert_pem(inter.cert), "intermediate.key": key_pem(inter.key)}
+        files |= {"intermediate.crt": cert_pem(inter.cert), "intermediate.key": key_pem(inter.key, ca_passphrase)}
         extra = (inter.cert,) if opts.bundle else ()
     for name, leaf in (("server", server), ("client", client)):
         manifest = manifest.with_cert(entry_for(leaf.cert, name=name, role=name, issuer=issuing_name))

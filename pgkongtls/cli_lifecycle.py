@@ -1,0 +1,304 @@
+"""Day 2 commands: `issue client|server`, `renew`, `revoke`, `crl`, `status`.
+
+Registered on the `main` group by importing this module from cli.py. As thin as
+cli.py: parse options, call pgkongtls.ops, print (people on stderr, --json on
+stdout). Library modules are imported inside each command for a fast start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pgkongtls import KEY_TYPES
+from pgkongtls.cli import main, stderr_console
+
+if TYPE_CHECKING:
+    from pgkongtls.lifecycle import Change, Status
+    from pgkongtls.manifest import CertEntry
+
+#: Rows shown in a summary table; a fleet of 1,000 is summarised, not listed.
+MAX_ROWS = 20
+#: Kept in step with lifecycle.DEFAULT_CRL_DAYS / DEFAULT_WARN_DAYS / EXIT_EXPIRED (tested),
+#: here so `--help` needs no cryptography.
+CRL_DAYS = 90
+WARN_DAYS = 30
+EXIT_EXPIRED = 3
+REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
+           "privilegeWithdrawn")
+
+
+def dir_option() -> Any:
+    return click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
+                        help="The PKI directory made by pgkongtls init.")
+
+
+def passphrase_option() -> Any:
+    return click.option("--ca-passphrase-file", "passphrase_file", type=click.Path(path_type=Path), default=None,
+                        help="File holding the passphrase of the CA keys (when init used --ca-passphrase-file).")
+
+
+def crl_days_option() -> Any:
+    return click.option("--crl-days", type=int, default=CRL_DAYS, show_default=True,
+                        help="CRL lifetime (nextUpdate). PostgreSQL refuses every client certificate once it "
+                             "passes, so keep it long and watch it with pgkongtls status.")
+
+
+def print_entries(title: str, entries: tuple[CertEntry, ...]) -> None:
+    """A short table of what a command did (the first MAX_ROWS rows), on stderr."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("name", "role", "subject / SANs", "serial", "expires"):
+        table.add_column(col)
+    for e in entries[:MAX_ROWS]:
+        who = e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else "")
+        table.add_row(escape(e.name), e.role, escape(who), e.serial[:16] + "…", e.not_after[:10])
+    if len(entries) > MAX_ROWS:
+        table.add_row(f"… {len(entries) - MAX_ROWS} more", "", "", "", "")
+    stderr_console().print(table)
+
+
+def print_next(steps: list[str]) -> None:
+    from rich.markup import escape
+
+    console = stderr_console()
+    for step in steps:
+        console.print(f"next: {escape(step)}")
+
+
+@main.group()
+def issue() -> None:
+    """Issue more certificates from the PKI's CA (the intermediate, or the root with --chain root).
+
+    \b
+    Example:
+      pgkongtls issue client --dir pki --name kong-node-1 --name kong-node-2 --cn '{name}'
+      pgkongtls issue server --dir pki --name replica-1 --db-host replica1.internal
+    """
+
+
+def _issue_common(f: Any) -> Any:
+    for deco in reversed([
+        dir_option(),
+        click.option("--days", type=int, default=365, show_default=True, help="Certificate lifetime."),
+        click.option("--key-type", type=click.Choice(KEY_TYPES), default=None,
+                     help="Key algorithm [default: the PKI's, from init]."),
+        click.option("--force", is_flag=True, help="Replace a certificate of that name (the old files are kept as .bak)."),
+        passphrase_option(),
+    ]):
+        f = deco(f)
+    return f
+
+
+@issue.command("client")
+@click.option("--name", "names", multiple=True, required=True,
+              help="File name stem (NAME.crt, NAME.key); repeat it to issue many in one go.")
+@click.option("--cn", default=None,
+              help="Common name, which PostgreSQL maps to the role [default: the db user]; "
+                   "'{name}' is replaced by each --name.")
+@_issue_common
+def issue_client(names: tuple[str, ...], cn: str | None, pki_dir: Path, days: int, key_type: str | None,
+                 force: bool, passphrase_file: Path | None) -> None:
+    """Issue client certificates, e.g. one identity per Kong node.
+
+    When the CNs differ from the db user, render ident and render hba map them
+    to it (one regular expression when they share a prefix and end in a number).
+
+    \b
+    Example:
+      pgkongtls issue client --dir pki --name kong-node-1 --name kong-node-2 --name kong-node-3 --cn '{name}'
+      pgkongtls render ident --dir pki >> pg_ident.conf
+      pgkongtls render hba --dir pki --auth cert >> pg_hba.conf
+    """
+    from pgkongtls import ops
+    from pgkongtls.lifecycle import LeafRequest
+
+    change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in names], days=days,
+                       key_type=key_type, force=force, ca_passphrase=ops.read_passphrase(passphrase_file))
+    print_entries(f"issued in {pki_dir}", change.done)
+    steps = [f"copy NAME.crt and NAME.key to each Kong node (pg_ssl_cert, pg_ssl_cert_key); "
+             f"pgkongtls render kong --dir {pki_dir} --client NAME"]
+    if any(e.cn != change.manifest.db_user for e in change.done):
+        steps.append(f"the CNs differ from the db user: pgkongtls render ident --dir {pki_dir} and "
+                     f"render hba --dir {pki_dir}, then reload PostgreSQL")
+    print_next(steps)
+
+
+@issue.command("server")
+@click.option("--name", required=True, help="File name stem (NAME.crt, NAME.key), e.g. replica-1.")
+@click.option("--db-host", "db_hosts", multiple=True, required=True,
+              help="DNS name or IP of this server; repeat for more. The first is also the CN.")
+@click.option("--cn", default=None, help="Common name [default: the first --db-host].")
+@_issue_common
+def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, pki_dir: Path, days: int,
+                 key_type: str | None, force: bool, passphrase_file: Path | None) -> None:
+    """Issue another server certificate, e.g. for a read replica (Kong's pg_ro_* settings).
+
+    \b
+    Example:
+      pgkongtls issue server --dir pki --name replica-1 --db-host replica1.internal --db-host 10.0.0.6
+      pgkongtls render postgres --dir pki --server replica-1 > replica1.conf
+    """
+    from pgkongtls import ops
+    from pgkongtls.lifecycle import LeafRequest
+
+    change = ops.issue(pki_dir, [LeafRequest(name=name, role="server", cn=cn, hosts=db_hosts)], days=days,
+                       key_type=key_type, force=force, ca_passphrase=ops.read_passphrase(passphrase_file))
+    print_entries(f"issued in {pki_dir}", change.done)
+    print_next([f"pgkongtls render postgres --dir {pki_dir} --server {name} for that server's postgresql.conf"])
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@dir_option()
+@click.option("--expiring-within", default=None, metavar="WINDOW",
+              help="Renew every server and client certificate that expires within WINDOW (30d, 12h, 2w).")
+@click.option("--reuse-key", is_flag=True, help="Keep each key instead of making a new one.")
+@click.option("--days", type=int, default=None,
+              help="New lifetime [default: the old certificate's lifetime, within the CA's].")
+@passphrase_option()
+def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, reuse_key: bool, days: int | None,
+          passphrase_file: Path | None) -> None:
+    """Re-issue certificates with the same subject, SANs and file names, and fresh validity.
+
+    The old files are kept as NAME.crt.<serial>.bak and NAME.key.<serial>.bak.
+    The rendered configs stay valid: copy the new files and reload.
+
+    \b
+    Example:
+      pgkongtls renew --dir pki server
+      pgkongtls renew --dir pki --expiring-within 30d
+    """
+    from pgkongtls import ops
+    from pgkongtls.lifecycle import parse_window
+
+    window = parse_window(expiring_within) if expiring_within is not None else None
+    change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
+                       ca_passphrase=ops.read_passphrase(passphrase_file))
+    if change is None:
+        stderr_console().print(f"nothing expires within {expiring_within}; nothing renewed")
+        return
+    print_entries(f"renewed in {pki_dir}", change.done)
+    steps = []
+    if any(e.role == "server" for e in change.done):
+        steps.append("copy the new server .crt/.key to the database host, then SELECT pg_reload_conf();")
+    if any(e.role == "client" for e in change.done):
+        steps.append("copy the new client .crt/.key to the Kong node(s) and restart Kong")
+    print_next(steps)
+
+
+@main.command()
+@click.argument("names", nargs=-1, required=True)
+@dir_option()
+@click.option("--reason", type=click.Choice(REASONS), default="unspecified", show_default=True,
+              help="CRL reason code.")
+@crl_days_option()
+@passphrase_option()
+def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, passphrase_file: Path | None) -> None:
+    """Revoke certificates: mark them in the manifest and write crl.pem (a CRL from every CA level).
+
+    PostgreSQL checks a CRL for every CA level once one is loaded, so crl.pem
+    always holds the intermediate's and the root's. render postgres then adds
+    ssl_crl_file.
+
+    \b
+    Example:
+      pgkongtls revoke --dir pki kong-node-2 --reason keyCompromise
+      pgkongtls render postgres --dir pki > conf.d/pgkongtls.conf   # now with ssl_crl_file
+      psql -c 'SELECT pg_reload_conf()'
+    """
+    from pgkongtls import ops
+
+    change = ops.revoke(pki_dir, list(names), reason=reason, crl_days=crl_days,
+                        ca_passphrase=ops.read_passphrase(passphrase_file))
+    print_entries(f"revoked in {pki_dir}", change.done)
+    _print_crl(pki_dir, change)
+
+
+def _print_crl(pki_dir: Path, change: Change) -> None:
+    m = change.manifest
+    levels = "intermediate and root" if m.chain == "intermediate" else "root"
+    stderr_console().print(f"wrote {pki_dir / (m.crl_file or '')}: CRLs of the {levels} CA, next update {m.crl_next_update}")
+    print_next([f"pgkongtls render postgres --dir {pki_dir} (it sets ssl_crl_file); copy {m.crl_file} to the "
+                "database host, then SELECT pg_reload_conf();"])
+
+
+@main.command()
+@dir_option()
+@crl_days_option()
+@passphrase_option()
+def crl(pki_dir: Path, crl_days: int, passphrase_file: Path | None) -> None:
+    """Re-sign the CRLs (a fresh nextUpdate) without revoking anything.
+
+    Run it before the CRL's nextUpdate (pgkongtls status warns), copy crl.pem
+    to the database host and reload PostgreSQL.
+
+    \b
+    Example:
+      pgkongtls crl --dir pki --crl-days 90
+    """
+    from pgkongtls import ops
+
+    change = ops.refresh_crl(pki_dir, crl_days=crl_days, ca_passphrase=ops.read_passphrase(passphrase_file))
+    _print_crl(pki_dir, change)
+
+
+@main.command()
+@dir_option()
+@click.option("--warn-days", type=int, default=WARN_DAYS, show_default=True,
+              help="Warn when a certificate or the CRL's nextUpdate is this close.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout instead of the table.")
+@click.pass_context
+def status(ctx: click.Context, pki_dir: Path, warn_days: int, as_json: bool) -> None:
+    """Show every certificate and the CRL with days left; for people, cron and monitoring.
+
+    \b
+    Exit codes:
+      0  nothing has expired (warnings are printed but do not fail)
+      1  error: the PKI cannot be read, or a file differs from the manifest
+      2  usage error
+      3  a certificate in service, or the CRL, has expired
+
+    \b
+    Example:
+      pgkongtls status --dir pki
+      pgkongtls status --dir pki --json --warn-days 45 | jq '.warnings[]'
+    """
+    from pgkongtls import ops
+
+    st = ops.status(pki_dir, warn_days=warn_days)
+    if as_json:
+        click.echo(json.dumps(st.to_json(), indent=2))
+    else:
+        print_status(pki_dir, st)
+    ctx.exit(st.exit_code)
+
+
+def print_status(pki_dir: Path, st: Status) -> None:
+    """The status table and the warnings, on stderr."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim"}
+    table = Table(title=f"{pki_dir} at {st.now} (serials, issuers: --json)", title_justify="left")
+    for col in ("name", "role", "CN / SANs", "not after", "days", "state"):
+        table.add_column(col, justify="right" if col == "days" else "left", no_wrap=col != "CN / SANs")
+    for c in st.certificates:
+        who = c.cn + (f"\nSAN: {', '.join(c.sans)}" if c.sans else "")
+        table.add_row(escape(c.name), c.role, escape(who), c.not_after[:10], str(c.days_left),
+                      f"[{colour[c.state]}]{c.state}[/]")
+    if st.crl is not None:
+        table.add_row(escape(st.crl.file), "CRL", "nextUpdate", st.crl.next_update[:10],
+                      str(st.crl.days_left), f"[{colour[st.crl.state]}]{st.crl.state}[/]")
+    console = stderr_console()
+    console.print(table)
+    for n in st.notices:
+        label = "[bold red]EXPIRED:[/]" if n.severity == "expired" else "[yellow]warning:[/]"
+        console.print(f"{label} {escape(n.message)}")
+    if not st.notices:
+        console.print(f"nothing expires within {st.warn_days} days")
