@@ -242,6 +242,7 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
 
 
 from pgkongtls import cli_lifecycle  # noqa: E402,F401  (registers issue, renew, revoke, crl, status)
+from pgkongtls import cli_doctor  # noqa: E402,F401  (registers verify, probe)
 
 
 def run() -> None:

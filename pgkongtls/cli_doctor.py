@@ -1,0 +1,151 @@
+"""`verify` and `probe`: check files before a restart, and a live server after it.
+
+Registered on the `main` group by importing this module from cli.py. Thin:
+parse options, call pgkongtls.inputs/verify/probe, print (people on stderr, --json
+on stdout). Library modules are imported inside each command for a fast start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from pgkongtls.cli import main, stderr_console
+
+if TYPE_CHECKING:
+    from pgkongtls.probe import ProbeReport
+    from pgkongtls.verify import Finding
+
+#: Same default as `status`: a certificate expiring within this many days is a warning.
+WARN_DAYS = 30
+
+
+def print_findings(findings: list[Finding], what: str) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = stderr_console()
+    if not findings:
+        console.print(f"verify: no problems found in {escape(what)}")
+        return
+    table = Table(title=f"pgkongtls verify: {escape(what)}", title_justify="left", show_lines=True)
+    for col in ("severity", "id", "file", "finding", "fix"):
+        table.add_column(col, overflow="fold")
+    for f in findings:
+        style = "red" if f.severity == "error" else "yellow"
+        table.add_row(f"[{style}]{f.severity}[/]", f.id, escape(f.file), escape(f.message), escape(f.fix))
+    console.print(table)
+    errors = sum(f.severity == "error" for f in findings)
+    console.print(f"{errors} error(s), {len(findings) - errors} warning(s)")
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--postgresql-conf", type=click.Path(path_type=Path), default=None,
+              help="postgresql.conf (or the included snippet): ssl_* files, key owner and mode.")
+@click.option("--pg-hba", type=click.Path(path_type=Path), default=None,
+              help="pg_hba.conf: the line that decides for Kong must check the client certificate.")
+@click.option("--pg-ident", type=click.Path(path_type=Path), default=None,
+              help="pg_ident.conf: the map must cover the client CN.")
+@click.option("--kong-conf", type=click.Path(path_type=Path), default=None,
+              help="kong.conf: pg_ssl_*, lua_ssl_trusted_certificate, lua_ssl_verify_depth.")
+@click.option("--edition", type=click.Choice(["enterprise", "oss"]), default="enterprise", show_default=True,
+              help="Kong edition: Enterprise-only keys are an error with oss.")
+@click.option("--warn-days", type=click.IntRange(min=0), default=WARN_DAYS, show_default=True,
+              help="Warn about certificates that expire within this many days.")
+@click.option("--pg-os-user", default="postgres", show_default=True,
+              help="The OS account PostgreSQL runs as (owner rule for ssl_key_file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list on stdout.")
+def verify(directory: Path | None, postgresql_conf: Path | None, pg_hba: Path | None, pg_ident: Path | None,
+           kong_conf: Path | None, edition: str, warn_days: int, pg_os_user: str, as_json: bool) -> None:
+    """Check a PKI directory and the config files that use it; exit 1 on any error.
+
+    DIRECTORY is a pgkongtls directory, or one made by hand with the source
+    document's file names (root.crt, intermediate.crt, server.crt, server.key,
+    client.crt, client.key, chain.crt).
+
+    \b
+    Example:
+      pgkongtls verify pki
+      pgkongtls verify pki --postgresql-conf /etc/postgresql/15/main/conf.d/tls.conf \\
+          --pg-hba /etc/postgresql/15/main/pg_hba.conf --kong-conf /etc/kong/kong.conf
+      pgkongtls verify ./openssl-made-dir --json
+    """
+    from pgkongtls import inputs
+    from pgkongtls import verify as v
+    from pgkongtls.certs import utcnow
+
+    data = inputs.gather(directory, postgresql_conf=postgresql_conf, pg_hba=pg_hba, pg_ident=pg_ident,
+                         kong_conf=kong_conf, pg_os_user=pg_os_user)
+    findings = v.run_checks(data, now=utcnow(), warn_days=warn_days, edition=edition)
+    what = ", ".join(str(p) for p in (directory, postgresql_conf, pg_hba, pg_ident, kong_conf) if p is not None)
+    print_findings(findings, what)
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    if any(f.severity == "error" for f in findings):
+        sys.exit(1)
+
+
+def print_report(r: ProbeReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = stderr_console()
+    if not r.ssl:
+        console.print(f"probe {escape(r.target)}: TLS refused")
+    else:
+        console.print(f"probe {escape(r.target)}: {r.protocol}, {escape(r.cipher)}")
+        table = Table(title="certificates the server presented", title_justify="left", show_lines=True)
+        for col in ("#", "subject", "issuer", "SANs", "not after", "SHA-256"):
+            table.add_column(col, overflow="fold")
+        for i, c in enumerate(r.presented):
+            table.add_row(str(i), escape(c.subject), escape(c.issuer), escape(", ".join(c.sans)), c.not_after,
+                          c.sha256)
+        console.print(table)
+    for verdict in r.verdicts:
+        mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[yellow]NOTE[/]"}[verdict.ok]
+        console.print(f"{mark} {verdict.name}: {escape(verdict.detail)}")
+
+
+@main.command()
+@click.argument("target")
+@click.option("--kong-conf", type=click.Path(path_type=Path), default=None,
+              help="Judge as this Kong would: its trust list, depth, client certificate and pg_user.")
+@click.option("--ca", type=click.Path(path_type=Path), default=None,
+              help="Trust file (PEM) for the Kong and libpq verdicts.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Verify depth for the Kong verdict [default: 1, Kong's lua_ssl_verify_depth default].")
+@click.option("--cert", type=click.Path(path_type=Path), default=None, help="Client certificate to present.")
+@click.option("--key", type=click.Path(path_type=Path), default=None, help="Its private key.")
+@click.option("--user", default=None, help="Send a StartupMessage as this role and report the answer.")
+@click.option("--database", default=None, help="Database for the StartupMessage [default: the user].")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds to wait for each step.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def probe(target: str, kong_conf: Path | None, ca: Path | None, depth: int | None, cert: Path | None,
+          key: Path | None, user: str | None, database: str | None, timeout: float, as_json: bool) -> None:
+    """Connect to a PostgreSQL server: SSLRequest, TLS handshake, presented chain, and verdicts
+    as Kong would judge it (trust file + depth, no host name) and as libpq verify-full would.
+
+    Exit 1 when TLS is refused or any verdict fails.
+
+    \b
+    Example:
+      pgkongtls probe db.internal:5432 --ca pki/chain.crt --depth 1
+      pgkongtls probe 10.0.0.5 --ca pki/chain.crt --cert pki/client.crt --key pki/client.key --user kong
+      pgkongtls probe db.internal --kong-conf /etc/kong/kong.conf --json
+    """
+    from pgkongtls import probe as p
+
+    opts = p.options_from(kong_conf=kong_conf, ca=ca, depth=depth, cert=cert, key=key, user=user,
+                          database=database, timeout=timeout)
+    report = p.probe(p.parse_target(target), opts)
+    print_report(report)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    if report.failed:
+        sys.exit(1)

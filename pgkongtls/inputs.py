@@ -1,0 +1,446 @@
+"""Loaders for `verify`: read a PKI directory and the config files into plain data.
+
+All of verify's reading happens here, so the checks in `verify.py` stay pure
+functions over these dataclasses. A file that cannot be parsed at all (empty,
+DER where PEM is expected, truncated, a key where a certificate belongs) is one
+`InputError` line naming the file and the fix; a file that a config names but
+that does not exist is a `Missing` value, which the checks report as a finding.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from pgkongtls import confparse
+from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Setting
+from pgkongtls.errors import InputError, StateError
+from pgkongtls.manifest import MANIFEST_NAME, Manifest
+
+#: The source document's file names, by role (its procedure makes exactly these).
+SOURCE_NAMES = ("root", "intermediate", "server", "client")
+CHAIN_FILE = "chain.crt"
+#: Where Kong looks for the OS bundle that `system` stands for, first match wins (Kong's own list).
+SYSTEM_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+)
+#: PostgreSQL's defaults for the file settings (relative to the data directory).
+PG_DEFAULT_FILES = {"ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "", "ssl_crl_file": ""}
+_MAX_INCLUDE_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A file a config names that does not exist."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class CertFile:
+    """A PEM file of one or more certificates, in file order."""
+
+    path: str
+    certs: tuple[x509.Certificate, ...]
+    real: str = ""
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """A private key with the file's mode and owner; `key` is None when it is encrypted."""
+
+    path: str
+    key: PrivateKeyTypes | None
+    encrypted: bool
+    mode: int
+    uid: int
+    gid: int
+    owner: str = ""
+    real: str = ""
+
+
+@dataclass(frozen=True)
+class CrlFile:
+    """CRLs from one file (concatenated PEM) or one directory (ssl_crl_dir)."""
+
+    path: str
+    crls: tuple[x509.CertificateRevocationList, ...]
+
+
+MaybeCert = Union[CertFile, Missing]
+MaybeKey = Union[KeyFile, Missing]
+MaybeCrl = Union[CrlFile, Missing]
+
+
+@dataclass(frozen=True)
+class PkiEntry:
+    """One certificate of the directory with its role, key and manifest record (if any)."""
+
+    name: str
+    role: str
+    cert: MaybeCert
+    key: MaybeKey | None
+    revoked: bool = False
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class PkiDir:
+    """A pgkongtls directory (with manifest) or one laid out as the source document does."""
+
+    path: str
+    manifest: Manifest | None
+    entries: tuple[PkiEntry, ...]
+    chain: MaybeCert | None
+    crl: MaybeCrl | None = None
+
+    def role(self, role: str) -> list[PkiEntry]:
+        return [e for e in self.entries if e.role == role and not e.revoked]
+
+
+@dataclass(frozen=True)
+class PgInput:
+    """postgresql.conf's effective TLS settings and the files they name."""
+
+    path: str
+    settings: dict[str, Setting]
+    cert: MaybeCert
+    key: MaybeKey
+    ca: MaybeCert | None
+    crl: MaybeCrl | None
+    crl_dir: MaybeCrl | None
+
+
+@dataclass(frozen=True)
+class TrustEntry:
+    """One lua_ssl_trusted_certificate entry: a path, inline PEM, or `system` (expanded)."""
+
+    entry: str
+    loaded: MaybeCert | None
+
+
+@dataclass(frozen=True)
+class KongInput:
+    """kong.conf's values and the files its pg_ssl_* and lua_ssl_* keys name."""
+
+    path: str
+    values: dict[str, KongValue]
+    trust: tuple[TrustEntry, ...]
+    cert: MaybeCert | None
+    key: MaybeKey | None
+
+
+@dataclass(frozen=True)
+class Account:
+    """The operating-system account PostgreSQL runs as (for the key owner rule)."""
+
+    name: str
+    uid: int
+    gids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class VerifyInput:
+    """Everything `verify` looks at."""
+
+    pki: PkiDir | None = None
+    pg: PgInput | None = None
+    hba: tuple[str, tuple[HbaLine, ...]] | None = None
+    ident: tuple[str, tuple[IdentLine, ...]] | None = None
+    kong: KongInput | None = None
+    pg_os_user: str = "postgres"
+    pg_account: Account | None = None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory; point at a file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _pem_blocks(data: bytes, label: bytes) -> int:
+    begins = len(re.findall(rb"-----BEGIN " + label + rb"-----", data))
+    ends = len(re.findall(rb"-----END " + label + rb"-----", data))
+    return begins if begins == ends else -1
+
+
+def parse_certs(data: bytes, where: str) -> tuple[x509.Certificate, ...]:
+    """PEM certificates from bytes, with one line saying what is wrong otherwise."""
+    if not data.strip():
+        raise InputError(f"{where} is empty; restore it or re-create it")
+    if data[:1] == b"\x30":
+        raise InputError(f"{where} is DER, not PEM; convert it: openssl x509 -inform der -in {where} -out {where}.pem")
+    count = _pem_blocks(data, b"CERTIFICATE")
+    if count == 0:
+        if b"PRIVATE KEY-----" in data:
+            raise InputError(f"{where} holds a private key where a certificate should be; point it at the .crt file")
+        raise InputError(f"{where} holds no PEM certificate; restore it or re-create it")
+    if count < 0:
+        raise InputError(f"{where} has a truncated PEM certificate (BEGIN and END do not pair up); copy it again")
+    try:
+        return tuple(x509.load_pem_x509_certificates(data))
+    except ValueError:
+        raise InputError(f"{where} has a damaged PEM certificate; copy it again") from None
+
+
+def load_cert_file(path: Path, *, shown: str | None = None) -> CertFile:
+    where = shown or str(path)
+    return CertFile(path=where, certs=parse_certs(_read(path), where), real=os.path.realpath(path))
+
+
+def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
+    """A PEM private key plus the mode and owner PostgreSQL's key rule looks at."""
+    where = shown or str(path)
+    data = _read(path)
+    if not data.strip():
+        raise InputError(f"{where} is empty; restore it or re-create it")
+    if data[:1] == b"\x30":
+        raise InputError(f"{where} is DER, not PEM; convert it: openssl pkey -inform der -in {where} -out {where}.pem")
+    if b"PRIVATE KEY-----" not in data:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            raise InputError(f"{where} holds a certificate where a private key should be; point it at the .key file")
+        raise InputError(f"{where} holds no PEM private key; restore it or re-create it")
+    begins = len(re.findall(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----", data))
+    ends = len(re.findall(rb"-----END [A-Z ]*PRIVATE KEY-----", data))
+    if begins != ends:
+        raise InputError(f"{where} has a truncated PEM private key (BEGIN and END do not pair up); copy it again")
+    st = path.stat()
+    key: PrivateKeyTypes | None = None
+    encrypted = False
+    try:
+        key = load_pem_private_key(data, password=None)
+    except TypeError:
+        encrypted = True
+    except (ValueError, UnsupportedAlgorithm):
+        raise InputError(f"{where} has a damaged or unsupported PEM private key; copy it again") from None
+    return KeyFile(path=where, key=key, encrypted=encrypted, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                   gid=st.st_gid, owner=_owner_name(st.st_uid), real=os.path.realpath(path))
+
+
+def parse_crls(data: bytes, where: str) -> tuple[x509.CertificateRevocationList, ...]:
+    if not data.strip():
+        raise InputError(f"{where} is empty; restore it or re-create it")
+    if data[:1] == b"\x30":
+        try:
+            return (x509.load_der_x509_crl(data),)
+        except ValueError:
+            raise InputError(f"{where} is not a CRL; restore it") from None
+    blocks = re.findall(rb"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----", data, re.S)
+    if not blocks or _pem_blocks(data, b"X509 CRL") != len(blocks):
+        raise InputError(f"{where} holds no complete PEM CRL; restore it")
+    try:
+        return tuple(x509.load_pem_x509_crl(b) for b in blocks)
+    except ValueError:
+        raise InputError(f"{where} has a damaged PEM CRL; restore it") from None
+
+
+def load_crl_file(path: Path, *, shown: str | None = None) -> CrlFile:
+    where = shown or str(path)
+    return CrlFile(path=where, crls=parse_crls(_read(path), where))
+
+
+def load_crl_dir(path: Path) -> CrlFile:
+    """ssl_crl_dir: every CRL file in the directory (PostgreSQL looks them up by hashed name)."""
+    crls: list[x509.CertificateRevocationList] = []
+    for entry in sorted(path.iterdir()):
+        if entry.is_file():
+            crls.extend(parse_crls(_read(entry), str(entry)))
+    return CrlFile(path=str(path), crls=tuple(crls))
+
+
+def _maybe_cert(path: Path, shown: str) -> MaybeCert:
+    return load_cert_file(path, shown=shown) if path.exists() else Missing(shown)
+
+
+def _maybe_key(path: Path, shown: str) -> MaybeKey:
+    return load_key_file(path, shown=shown) if path.exists() else Missing(shown)
+
+
+def load_pki_dir(directory: Path) -> PkiDir:
+    """A pgkongtls directory by its manifest, or a hand-made one by the source document's names."""
+    from pgkongtls import fsio
+
+    base = str(directory)
+    if not directory.is_dir():
+        raise StateError(f"{directory} is not a directory; pass the PKI directory")
+    if (directory / MANIFEST_NAME).exists():
+        m = fsio.load_manifest(directory)
+        entries = tuple(
+            PkiEntry(
+                name=e.name, role=e.role, cert=_maybe_cert(directory / e.file, os.path.join(base, e.file)),
+                key=_maybe_key(directory / e.key_file, os.path.join(base, e.key_file)),
+                revoked=e.revoked is not None, sha256=e.sha256,
+            )
+            for e in m.certificates.values()
+        )
+        chain = _maybe_cert(directory / CHAIN_FILE, os.path.join(base, CHAIN_FILE)) if m.mode == "ca" else None
+        crl = _maybe_crl(directory / m.crl_file, os.path.join(base, m.crl_file)) if m.crl_file else None
+        return PkiDir(path=base, manifest=m, entries=entries, chain=chain, crl=crl)
+    present = [n for n in SOURCE_NAMES if (directory / f"{n}.crt").exists()]
+    if not present:
+        raise StateError(
+            f"{directory} holds neither {MANIFEST_NAME} nor the source document's files "
+            "(root.crt, server.crt, client.crt, ...); pass a PKI directory"
+        )
+    entries = tuple(
+        PkiEntry(
+            name=n, role=n, cert=load_cert_file(directory / f"{n}.crt", shown=os.path.join(base, f"{n}.crt")),
+            key=_maybe_key(directory / f"{n}.key", os.path.join(base, f"{n}.key")),
+        )
+        for n in present
+    )
+    chain_path = directory / CHAIN_FILE
+    chain = load_cert_file(chain_path, shown=os.path.join(base, CHAIN_FILE)) if chain_path.exists() else None
+    return PkiDir(path=base, manifest=None, entries=entries, chain=chain)
+
+
+def _maybe_crl(path: Path, shown: str) -> MaybeCrl:
+    return load_crl_file(path, shown=shown) if path.exists() else Missing(shown)
+
+
+def _pg_settings(path: Path, depth: int, into: dict[str, Setting]) -> None:
+    if depth > _MAX_INCLUDE_DEPTH:
+        raise InputError(f"{path}: includes nested more than {_MAX_INCLUDE_DEPTH} deep")
+    text = _text(path)
+    for s in confparse.parse_pg_conf(text, source=str(path)):
+        if s.name in ("include", "include_if_exists", "include_dir"):
+            target = path.parent / s.value
+            if s.name == "include_dir":
+                if target.is_dir():
+                    for f in sorted(target.glob("*.conf")):
+                        if not f.name.startswith("."):
+                            _pg_settings(f, depth + 1, into)
+            elif target.exists() or s.name == "include":
+                _pg_settings(target, depth + 1, into)
+            continue
+        into[s.name] = s
+
+
+def _text(path: Path) -> str:
+    try:
+        return _read(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text; pass the config file itself") from None
+
+
+def load_pg(path: Path) -> PgInput:
+    """Effective settings (includes followed, last one wins); relative file names are taken from the
+    config file's own directory (the data directory in a stock install)."""
+    settings: dict[str, Setting] = {}
+    _pg_settings(path, 0, settings)
+    base = path.parent
+
+    def named(name: str) -> tuple[Path, str] | None:
+        value = settings[name].value if name in settings else PG_DEFAULT_FILES.get(name, "")
+        if not value:
+            return None
+        p = Path(value) if value.startswith("/") else base / value
+        return p, value if value.startswith("/") else str(p)
+
+    cert_ref, key_ref = named("ssl_cert_file"), named("ssl_key_file")
+    assert cert_ref and key_ref  # both have defaults
+    ca_ref, crl_ref, crl_dir_ref = named("ssl_ca_file"), named("ssl_crl_file"), named("ssl_crl_dir")
+    return PgInput(
+        path=str(path), settings=settings,
+        cert=_maybe_cert(*cert_ref), key=_maybe_key(*key_ref),
+        ca=_maybe_cert(*ca_ref) if ca_ref else None,
+        crl=_maybe_crl(*crl_ref) if crl_ref else None,
+        crl_dir=(load_crl_dir(crl_dir_ref[0]) if crl_dir_ref[0].is_dir() else Missing(crl_dir_ref[1]))
+        if crl_dir_ref else None,
+    )
+
+
+def load_hba(path: Path) -> tuple[str, tuple[HbaLine, ...]]:
+    return str(path), tuple(confparse.parse_hba(_text(path), source=str(path)))
+
+
+def load_ident(path: Path) -> tuple[str, tuple[IdentLine, ...]]:
+    return str(path), tuple(confparse.parse_ident(_text(path), source=str(path)))
+
+
+def system_bundle() -> str | None:
+    """The file Kong substitutes for `system`, or None (Kong then drops the entry silently)."""
+    return next((p for p in SYSTEM_BUNDLES if os.path.isfile(p)), None)
+
+
+def load_kong(path: Path) -> KongInput:
+    """kong.conf, with lua_ssl_trusted_certificate expanded as Kong does (system, paths, inline PEM)."""
+    values = confparse.parse_kong_conf(_text(path), source=str(path))
+    trust: list[TrustEntry] = []
+    raw = values["lua_ssl_trusted_certificate"].value if "lua_ssl_trusted_certificate" in values else "system"
+    for entry in confparse.kong_list(raw):
+        if entry == "system":
+            bundle = system_bundle()
+            trust.append(TrustEntry(entry, load_cert_file(Path(bundle)) if bundle else None))
+        elif entry.startswith("-----BEGIN"):
+            trust.append(TrustEntry("inline PEM", CertFile("inline PEM", parse_certs(entry.encode(), "inline PEM"))))
+        else:
+            trust.append(TrustEntry(entry, _maybe_cert(Path(entry), entry)))
+
+    def ref(key: str) -> str | None:
+        v = values.get(key)
+        return v.value if v and v.value and v.value != "NONE" else None
+
+    cert, key = ref("pg_ssl_cert"), ref("pg_ssl_cert_key")
+    return KongInput(
+        path=str(path), values=values, trust=tuple(trust),
+        cert=_maybe_cert(Path(cert), cert) if cert else None,
+        key=_maybe_key(Path(key), key) if key else None,
+    )
+
+
+def account(name: str) -> Account | None:
+    """uid and groups of an OS user, or None when this host has no such user."""
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    gids = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if name in g.gr_mem}
+    return Account(name=name, uid=pw.pw_uid, gids=frozenset(gids))
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def gather(
+    directory: Path | None, *, postgresql_conf: Path | None = None, pg_hba: Path | None = None,
+    pg_ident: Path | None = None, kong_conf: Path | None = None, pg_os_user: str = "postgres",
+) -> VerifyInput:
+    """Read everything one `verify` run looks at."""
+    if directory is None and not any((postgresql_conf, pg_hba, pg_ident, kong_conf)):
+        raise InputError("nothing to verify; pass a PKI directory and/or --postgresql-conf, --pg-hba, --kong-conf")
+    for p in (postgresql_conf, pg_hba, pg_ident, kong_conf):
+        if p is not None and not p.exists():
+            raise InputError(f"{p} does not exist; pass the path of the config file")
+    return VerifyInput(
+        pki=load_pki_dir(directory) if directory is not None else None,
+        pg=load_pg(postgresql_conf) if postgresql_conf else None,
+        hba=load_hba(pg_hba) if pg_hba else None,
+        ident=load_ident(pg_ident) if pg_ident else None,
+        kong=load_kong(kong_conf) if kong_conf else None,
+        pg_os_user=pg_os_user,
+        pg_account=account(pg_os_user),
+    )

@@ -1,0 +1,410 @@
+"""`pgkongtls probe`: what a live PostgreSQL server presents, judged as Kong and as libpq would.
+
+Library choice: the stdlib `ssl` module can neither set the verify depth nor
+return the whole presented chain before Python 3.13, so the handshakes use
+pyOpenSSL (PyCA, maintained with `cryptography`): `Context.set_verify_depth`
+is the very OpenSSL call nginx makes for `lua_ssl_verify_depth`, the verify
+callback collects OpenSSL's own errors without aborting, and
+`get_peer_cert_chain` returns what the server sent. Two handshakes are made,
+each configured like the client it stands for:
+
+* Kong (pgmoon over lua-nginx-module): trust = lua_ssl_trusted_certificate,
+  depth = lua_ssl_verify_depth, no SNI, no host name check;
+* libpq `sslmode=verify-full`: trust = the same file, OpenSSL's default
+  depth, SNI, then libpq's host name rule (`verify.libpq_host_check`).
+
+With a user, the StartupMessage goes over the Kong-like connection and the
+server's answer (AuthenticationOk, a password request, or its ErrorResponse
+text) is reported verbatim.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from pgkongtls.errors import InputError, PgkError
+from pgkongtls.verify import fingerprint, libpq_host_check
+
+DEFAULT_PORT = 5432
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+PROTOCOL_3 = 196608
+#: OpenSSL's X509_verify_cert_error_string texts for the codes a probe meets.
+X509_ERRORS = {
+    2: "unable to get issuer certificate", 3: "unable to get certificate CRL",
+    4: "unable to decrypt certificate's signature", 7: "certificate signature failure",
+    9: "certificate is not yet valid", 10: "certificate has expired", 11: "CRL is not yet valid",
+    12: "CRL has expired", 18: "self-signed certificate", 19: "self-signed certificate in certificate chain",
+    20: "unable to get local issuer certificate", 21: "unable to verify the first certificate",
+    22: "certificate chain too long", 23: "certificate revoked", 24: "invalid CA certificate",
+    25: "path length constraint exceeded", 26: "unsupported certificate purpose", 27: "certificate not trusted",
+    28: "certificate rejected", 92: "CA cert does not include key usage extension",
+}
+AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "a SASL (SCRAM-SHA-256) password"}
+
+
+class ProbeError(PgkError):
+    """The server could not be reached or did not speak PostgreSQL's protocol."""
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_target(text: str) -> Target:
+    """HOST, HOST:PORT, [IPv6] or [IPv6]:PORT."""
+    host, port = text, str(DEFAULT_PORT)
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise InputError(f"invalid target {text!r}; use HOST[:PORT] or [IPv6]:PORT")
+        port = rest[1:] or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif text.count(":") > 1:
+        host = text  # a bare IPv6 address
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"invalid target {text!r}; use HOST[:PORT] with a port from 1 to 65535")
+    return Target(host=host, port=int(port))
+
+
+@dataclass(frozen=True)
+class Presented:
+    """One certificate the server sent, as shown to people."""
+
+    subject: str
+    issuer: str
+    sans: tuple[str, ...]
+    not_after: str
+    sha256: str
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> Presented:
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            sans = tuple(str(n.value) for n in san)
+        except x509.ExtensionNotFound:
+            sans = ()
+        return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(), sans=sans,
+                   not_after=cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"), sha256=fingerprint(cert))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`ok` is None when the check was not run or is not a pass/fail (a password request)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    target: str
+    ssl: bool
+    protocol: str = ""
+    cipher: str = ""
+    presented: tuple[Presented, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return not self.ssl or any(v.ok is False for v in self.verdicts)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """What to trust and how deep (None: show the chain only), and who to log in as."""
+
+    trusted: tuple[x509.Certificate, ...] | None = None
+    trust_label: str = ""
+    depth: int = 1
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    user: str | None = None
+    database: str | None = None
+    timeout: float = 5.0
+
+
+@dataclass
+class _Handshake:
+    conn: object
+    sock: socket.socket
+    errors: list[tuple[int, int, str]]
+    chain: list[x509.Certificate]
+    protocol: str
+    cipher: str
+
+
+def _connect(t: Target, timeout: float) -> socket.socket:
+    try:
+        sock = socket.create_connection((t.host, t.port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise ProbeError(f"cannot resolve {t.host}: {exc.strerror}") from None
+    except TimeoutError:
+        raise ProbeError(f"no answer from {t} within {timeout:g} s") from None
+    except OSError as exc:
+        raise ProbeError(f"cannot connect to {t}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _ssl_request(sock: socket.socket, t: Target) -> bool:
+    """Send SSLRequest; True for 'S', False for 'N' (the server does not do TLS)."""
+    try:
+        sock.sendall(SSL_REQUEST)
+        answer = sock.recv(1)
+    except TimeoutError:
+        raise ProbeError(f"{t} did not answer the SSLRequest within the timeout; is it PostgreSQL?") from None
+    except OSError as exc:
+        raise ProbeError(f"{t} closed the connection during SSLRequest: {exc.strerror or exc}") from None
+    if answer == b"S":
+        return True
+    if answer == b"N":
+        return False
+    if not answer:
+        raise ProbeError(f"{t} closed the connection on SSLRequest; is it PostgreSQL?")
+    raise ProbeError(f"{t} answered {answer!r} to SSLRequest; it is not a PostgreSQL server")
+
+
+def _handshake(t: Target, opts: ProbeOptions, *, depth: int | None, sni: bool) -> _Handshake | None:
+    """One TLS handshake after SSLRequest; None when the server refused SSL."""
+    from OpenSSL import SSL
+
+    sock = _connect(t, opts.timeout)
+    if not _ssl_request(sock, t):
+        sock.close()
+        return None
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    errors: list[tuple[int, int, str]] = []
+
+    def record(_conn: object, cert: object, errno: int, err_depth: int, ok: int) -> bool:
+        if not ok:
+            subject = cert.to_cryptography().subject.rfc4514_string()  # type: ignore[attr-defined]
+            errors.append((errno, err_depth, subject))
+        return True  # keep going: the verdict is ours to give, and the chain is wanted either way
+
+    ctx.set_verify(SSL.VERIFY_PEER, record)
+    if depth is not None:
+        ctx.set_verify_depth(depth)
+    if opts.trusted is not None:
+        from OpenSSL import crypto
+
+        store = ctx.get_cert_store()
+        assert store is not None
+        for c in opts.trusted:
+            store.add_cert(crypto.X509.from_cryptography(c))
+    if opts.cert_file is not None and opts.key_file is not None:
+        try:
+            ctx.use_certificate_chain_file(str(opts.cert_file))
+            ctx.use_privatekey_file(str(opts.key_file))
+            ctx.check_privatekey()
+        except SSL.Error:
+            sock.close()
+            raise InputError(f"{opts.key_file} does not match {opts.cert_file}; pass the key made with it") from None
+    sock.settimeout(None)
+    tv = struct.pack("ll", int(opts.timeout), int((opts.timeout % 1) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    conn = SSL.Connection(ctx, sock)
+    conn.set_connect_state()
+    if sni and not _is_ip(t.host):
+        conn.set_tlsext_host_name(t.host.encode("idna"))
+    try:
+        conn.do_handshake()
+    except SSL.WantReadError:
+        sock.close()
+        raise ProbeError(f"{t} did not finish the TLS handshake within {opts.timeout:g} s") from None
+    except (SSL.Error, OSError) as exc:
+        sock.close()
+        raise ProbeError(f"TLS handshake with {t} failed: {_ssl_text(exc)}") from None
+    chain = [c.to_cryptography() for c in conn.get_peer_cert_chain() or []]
+    return _Handshake(conn=conn, sock=sock, errors=errors, chain=chain,
+                      protocol=conn.get_protocol_version_name(), cipher=conn.get_cipher_name() or "")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _ssl_text(exc: BaseException) -> str:
+    """The OpenSSL reason of a pyOpenSSL error (e.g. 'tlsv1 alert unknown ca')."""
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], list) and args[0] and isinstance(args[0][0], tuple):
+        return "; ".join(str(e[-1]) for e in args[0])
+    if args and isinstance(args[0], tuple) and len(args[0]) == 2:
+        return str(args[0][1])
+    return str(exc) or type(exc).__name__
+
+
+def _chain_verdict(name: str, hs: _Handshake, label: str) -> Verdict:
+    if not hs.errors:
+        return Verdict(name, True, f"chain verified against {label}")
+    errno, depth, subject = hs.errors[0]
+    text = X509_ERRORS.get(errno, f"X509 verify error {errno}")
+    return Verdict(name, False, f"certificate verify failed: {text} (depth {depth}, {subject})")
+
+
+def _recv_exact(conn: object, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))  # type: ignore[attr-defined]
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return buf
+
+
+def _error_fields(body: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in body.split(b"\0"):
+        if part:
+            fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
+    return fields
+
+
+def startup(hs: _Handshake, user: str, database: str) -> Verdict:
+    """StartupMessage over the TLS connection; the server's answer, verbatim."""
+    from OpenSSL import SSL
+
+    params = b"".join(k + b"\0" + v.encode() + b"\0" for k, v in (
+        (b"user", user), (b"database", database), (b"application_name", "pgkongtls probe"))) + b"\0"
+    authenticated = False
+    try:
+        hs.conn.sendall(struct.pack("!ii", len(params) + 8, PROTOCOL_3) + params)  # type: ignore[attr-defined]
+        while True:
+            kind = _recv_exact(hs.conn, 1)
+            length = struct.unpack("!i", _recv_exact(hs.conn, 4))[0]
+            body = _recv_exact(hs.conn, length - 4)
+            if kind == b"E":
+                f = _error_fields(body)
+                text = f"{f.get('S', 'ERROR')}: {f.get('M', '')}"
+                if authenticated:
+                    return Verdict("auth", True, f"AuthenticationOk as {user!r}, then the server said {text}")
+                return Verdict("auth", False, text)
+            if kind == b"R":
+                code = struct.unpack("!i", body[:4])[0]
+                if code == 0:
+                    authenticated = True
+                    continue
+                return Verdict("auth", None,
+                               f"the server asks for {AUTH_NAMES.get(code, f'authentication method {code}')}; "
+                               "probe sends no password")
+            if kind == b"Z":
+                hs.conn.sendall(b"X\0\0\0\4")  # type: ignore[attr-defined]
+                return Verdict("auth", True, f"AuthenticationOk as {user!r} to database {database!r}")
+    except SSL.WantReadError:
+        return Verdict("auth", False, "no answer to the StartupMessage within the timeout")
+    except (SSL.Error, OSError) as exc:
+        return Verdict("auth", False, f"the server closed the connection: {_ssl_text(exc)}")
+    except EOFError:
+        if authenticated:
+            return Verdict("auth", True, f"AuthenticationOk as {user!r}, then the server closed the connection")
+        return Verdict("auth", False, "the server closed the connection without an answer")
+
+
+def _close(hs: _Handshake) -> None:
+    from OpenSSL import SSL
+
+    try:
+        hs.conn.shutdown()  # type: ignore[attr-defined]
+    except (SSL.Error, OSError):
+        pass
+    hs.sock.close()
+
+
+def probe(target: Target, opts: ProbeOptions) -> ProbeReport:
+    """Connect as Kong would (and, with a trust file, as libpq verify-full would); report what happened."""
+    kong = _handshake(target, opts, depth=opts.depth if opts.trusted is not None else None, sni=False)
+    if kong is None:
+        refused = "the server refused SSL (it answered N to SSLRequest): set ssl = on in postgresql.conf and reload"
+        return ProbeReport(target=str(target), ssl=False, verdicts=(Verdict("ssl", False, refused),))
+    verdicts: list[Verdict] = []
+    try:
+        if opts.trusted is not None:
+            verdicts.append(_chain_verdict("kong", kong, f"{opts.trust_label} at lua_ssl_verify_depth {opts.depth}"))
+        if opts.user is not None:
+            verdicts.append(startup(kong, opts.user, opts.database or opts.user))
+    finally:
+        _close(kong)
+    if opts.trusted is not None:
+        libpq = _handshake(target, opts, depth=None, sni=True)
+        if libpq is None:
+            verdicts.append(Verdict("libpq", False, "the server refused SSL on the second connection"))
+        else:
+            _close(libpq)
+            chain = _chain_verdict("libpq", libpq, opts.trust_label)
+            if chain.ok and libpq.chain:
+                ok, why = libpq_host_check(libpq.chain[0], target.host)
+                chain = Verdict("libpq", ok, f"chain verified and host name {target.host!r} matches" if ok else why)
+            verdicts.insert(1, chain)
+    return ProbeReport(target=str(target), ssl=True, protocol=kong.protocol, cipher=kong.cipher,
+                       presented=tuple(Presented.of(c) for c in kong.chain), verdicts=tuple(verdicts))
+
+
+def options_from(
+    *, kong_conf: Path | None, ca: Path | None, depth: int | None, cert: Path | None, key: Path | None,
+    user: str | None, database: str | None, timeout: float,
+) -> ProbeOptions:
+    """Resolve the CLI options; with --kong-conf, everything Kong would use comes from kong.conf."""
+    from pgkongtls import inputs
+    from pgkongtls.verify import KONG_DEFAULT_DATABASE, KONG_DEFAULT_DEPTH, KONG_DEFAULT_USER, kong_depth
+
+    if kong_conf is not None and (ca is not None or depth is not None):
+        raise InputError("--kong-conf brings its own trust file and depth; drop --ca/--depth or --kong-conf")
+    if depth is not None and ca is None:
+        raise InputError("--depth needs --ca (the trust file it applies to)")
+    trusted: tuple[x509.Certificate, ...] | None = None
+    label = ""
+    if kong_conf is not None:
+        if not kong_conf.exists():
+            raise InputError(f"{kong_conf} does not exist; pass the path of kong.conf")
+        kong = inputs.load_kong(kong_conf)
+        certs: list[x509.Certificate] = []
+        for t in kong.trust:
+            if isinstance(t.loaded, inputs.Missing):
+                raise InputError(f"lua_ssl_trusted_certificate names {t.entry}, which does not exist; fix kong.conf")
+            if isinstance(t.loaded, inputs.CertFile):
+                certs += t.loaded.certs
+        trusted, label = tuple(certs), "lua_ssl_trusted_certificate"
+        kdepth = kong_depth(kong)
+        if kdepth is None:
+            raise InputError("lua_ssl_verify_depth in kong.conf is not a number; fix kong.conf")
+        depth = kdepth
+        if cert is None and key is None:
+            for ref in (kong.cert, kong.key):
+                if isinstance(ref, inputs.Missing):
+                    raise InputError(f"kong.conf names {ref.path}, which does not exist; fix kong.conf")
+            cert = Path(kong.cert.path) if kong.cert is not None else None
+            key = Path(kong.key.path) if kong.key is not None else None
+        vals = kong.values
+        user = user or (vals["pg_user"].value if "pg_user" in vals else KONG_DEFAULT_USER)
+        database = database or (vals["pg_database"].value if "pg_database" in vals else KONG_DEFAULT_DATABASE)
+    elif ca is not None:
+        trusted, label = inputs.load_cert_file(ca).certs, str(ca)
+    if (cert is None) != (key is None):
+        raise InputError("--cert and --key go together; pass both")
+    if key is not None:
+        if inputs.load_key_file(key).encrypted:
+            raise InputError(f"{key} is encrypted; Kong cannot use an encrypted key, and probe neither")
+        if cert is not None:
+            inputs.load_cert_file(cert)  # one clear line for a damaged or misplaced file
+    return ProbeOptions(trusted=trusted, trust_label=label, depth=KONG_DEFAULT_DEPTH if depth is None else depth,
+                        cert_file=cert, key_file=key, user=user, database=database, timeout=timeout)
