@@ -1,0 +1,155 @@
+"""Real-stack fixtures: PostgreSQL 15, a Kong-equivalent nginx client, PKIs from the real CLI.
+
+Stable API for every real-stack test (see each class's docstring for details):
+
+  realstack_base  (session) Path   a temp dir (0755) that the postgres user can traverse
+  pkis            (session) PkiFactory  .get(shape, key_type, hosts=, db_user=, tag=) -> Pki (cached,
+                            do not modify) / .fresh(...) -> Pki of your own
+  cluster         (session) Cluster  one running cluster on 127.0.0.1:cluster.port, role `kong`
+                            with password DEFAULT_PASSWORD. cluster.apply(pki, auth=, edition=, min_tls=,
+                            hba_args=) renders and reloads; .sql(), .ensure_role(), .reload(), .restart(),
+                            .stop()/.start(), .log_mark()/.log_since()/.wait_log(), .write_config(...)
+  new_cluster     (function) factory -> a Cluster of your own (started, role kong), stopped afterwards;
+                            use it for tests that break a cluster
+  kong            (session) KongEquivalent  .connect(kong_conf_text, port=, user=, password=,
+                            database=, edition=) -> KongResult(ok, stage, message, ssl, client_dn, ...)
+  kong_client     (session) the same `kong.connect`, as a function
+  record          (function) record(case=, client=, expected=, observed=, column="") for the summary
+
+Helpers to import: tests.realstack.clients (libpq_connect, s_client, py313_connect, Refused),
+realstack.pkis (DB_NAME, DB_IP, mint_client, cli), realstack.pg (DEFAULT_PASSWORD, ClusterError).
+Every server is stopped by a finalizer, whatever the tests did.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import clients
+from .kong import KongEquivalent, KongResult
+from .matrix import Matrix
+from .pg import Cluster
+from .pkis import PkiFactory
+
+_MATRIX = Matrix()
+_OWN = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def realstack_base() -> Iterator[Path]:
+    """Our own temp base: /tmp/pytest-of-root is 0700, and the postgres user must traverse this."""
+    base = Path(tempfile.mkdtemp(prefix="pgkongtls-realstack-"))
+    os.chmod(base, 0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pkis(realstack_base: Path) -> PkiFactory:
+    d = realstack_base / "pkis"
+    d.mkdir(mode=0o700)
+    return PkiFactory(d)
+
+
+def _started(base: Path, name: str) -> Cluster:
+    c = Cluster(base, name=name)
+    try:
+        c.start()
+        c.ensure_role("kong")
+    except BaseException:
+        c.stop()
+        raise
+    return c
+
+
+@pytest.fixture(scope="session")
+def cluster(realstack_base: Path) -> Iterator[Cluster]:
+    c = _started(realstack_base, "pg")
+    try:
+        _MATRIX.versions.setdefault("PostgreSQL", c.sql("SHOW server_version")[0][0])
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def new_cluster(realstack_base: Path) -> Iterator[Callable[[], Cluster]]:
+    made: list[Cluster] = []
+
+    def make() -> Cluster:
+        c = _started(realstack_base, f"pg-own-{next(_OWN)}")
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.destroy()
+
+
+@pytest.fixture(scope="session")
+def kong(realstack_base: Path) -> Iterator[KongEquivalent]:
+    k = KongEquivalent(realstack_base)
+    try:
+        yield k
+    finally:
+        try:
+            _MATRIX.versions.update({k2: v for k2, v in k.versions().items() if k2 not in _MATRIX.versions})
+        except OSError:
+            pass
+        k.stop()
+
+
+@pytest.fixture(scope="session")
+def kong_client(kong: KongEquivalent) -> Callable[..., KongResult]:
+    return kong.connect
+
+
+@pytest.fixture
+def record(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Add a row to the summary; its verdict is this test's outcome."""
+
+    def rec(*, case: str, client: str, expected: str, observed: str, column: str = "") -> None:
+        _MATRIX.record(request.node.nodeid, case=case, client=client, expected=expected, observed=observed,
+                       column=column)
+
+    return rec
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    _MATRIX.outcome(item.nodeid, report.when, report.outcome)
+
+
+def _tool_versions() -> dict[str, str]:
+    """Versions that need no running server, for "Verified against"."""
+    out = clients.versions()
+    py = os.environ.get("PGKONGTLS_PY313")
+    if py:
+        res = subprocess.run([py, "-c", "import sys, ssl, asyncpg; print(sys.version.split()[0], ssl.OPENSSL_VERSION,"
+                                        " asyncpg.__version__, sep='|')"], capture_output=True, text=True)
+        if res.returncode == 0:
+            ver, ossl, apg = res.stdout.strip().split("|")
+            out["Python (strict client)"] = f"{ver} ({ossl}), asyncpg {apg}"
+    out["Python (test runner)"] = sys.version.split()[0]
+    return out
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not _MATRIX.rows:
+        return
+    _MATRIX.versions.update({k: v for k, v in _tool_versions().items() if k not in _MATRIX.versions})
+    terminalreporter.section("pgkongtls real-stack matrix")
+    for line in _MATRIX.lines(width=terminalreporter._tw.fullwidth):
+        terminalreporter.write_line(line)

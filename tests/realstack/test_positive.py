@@ -1,0 +1,100 @@
+"""Positive matrix: every rendered configuration connects and authenticates as `kong`, for real.
+
+PKI shapes {init --chain intermediate, init --chain root, self-signed --test} x key
+families {ecdsa-p256, rsa-2048}; on each:
+  - libpq verify-full, by DNS name (hostaddr) and by IP SAN, under every `render hba --auth`
+  - the Kong-equivalent client, Enterprise (client cert) under every --auth, and
+    open-source (SCRAM over TLS, no certificate) under `render hba --edition oss`
+  - asyncpg on Python >= 3.13 with the strict default ssl context, by DNS name and by IP
+  - openssl s_client -starttls postgres -verify_return_error -verify_depth <rendered depth>
+The server-side config is only ever the rendered snippets (see realstack.pg.Cluster.apply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from .clients import libpq_connect, py313_connect, s_client
+from .kong import KongEquivalent, parse_kong_conf
+from .pg import DEFAULT_PASSWORD, Cluster
+from .pkis import DB_IP, DB_NAME, KEY_FAMILIES, SHAPES, Pki, PkiFactory
+
+pytestmark = pytest.mark.realstack
+
+AUTHS = ("cert", "verify-full", "scram")
+VIA = {"dns": {"host": DB_NAME, "hostaddr": DB_IP}, "ip": {"host": DB_IP}}
+
+
+@pytest.fixture(scope="session", params=[(s, k) for s in SHAPES for k in KEY_FAMILIES],
+                ids=[f"{s}-{k}" for s in SHAPES for k in KEY_FAMILIES])
+def pki(request: pytest.FixtureRequest, pkis: PkiFactory) -> Pki:
+    shape, key_type = request.param
+    return pkis.get(shape, key_type)
+
+
+def expected_dn(pki: Pki) -> str:
+    return f"/CN={pki.manifest.certificates['client'].cn}"
+
+
+def password_for(auth: str) -> str | None:
+    return DEFAULT_PASSWORD if auth == "scram" else None
+
+
+@pytest.mark.parametrize("via", VIA)
+@pytest.mark.parametrize("auth", AUTHS)
+def test_libpq_verify_full_authenticates(pki: Pki, cluster: Cluster, auth: str, via: str,
+                                         record: Callable[..., None]) -> None:
+    cluster.apply(pki, auth=auth)
+    row = libpq_connect(port=cluster.port, **VIA[via], sslrootcert=pki.trust_file, sslcert=pki.client_cert,
+                        sslkey=pki.client_key, password=password_for(auth))
+    record(case=f"hba {auth}, host by {via.upper()}", client="libpq verify-full", expected="auth ok",
+           observed=f"{row.version} {row.client_dn}", column=pki.label)
+    assert (row.ssl, row.client_dn, row.user) == (True, expected_dn(pki), "kong")
+
+
+@pytest.mark.parametrize("auth", AUTHS)
+def test_kong_enterprise_authenticates(pki: Pki, cluster: Cluster, kong: KongEquivalent, auth: str,
+                                       record: Callable[..., None]) -> None:
+    cluster.apply(pki, auth=auth)
+    res = kong.connect(pki.render("kong"), port=cluster.port, password=password_for(auth))
+    record(case=f"hba {auth}", client="Kong EE (cert)", expected="auth ok", observed=str(res), column=pki.label)
+    assert res.ok, res
+    assert (res.ssl, res.client_dn, res.user) == (True, expected_dn(pki), "kong")
+
+
+def test_kong_oss_scram_over_tls(pki: Pki, cluster: Cluster, kong: KongEquivalent,
+                                 record: Callable[..., None]) -> None:
+    cluster.apply(pki, auth="scram", edition="oss")
+    res = kong.connect(pki.render("kong", "--edition", "oss"), port=cluster.port, password=DEFAULT_PASSWORD,
+                       edition="oss")
+    record(case="hba scram (--edition oss)", client="Kong OSS (password)", expected="auth ok", observed=str(res),
+           column=pki.label)
+    assert res.ok, res
+    assert (res.ssl, res.client_dn, res.user) == (True, None, "kong")
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_python313_strict_asyncpg(pki: Pki, cluster: Cluster, via: str, record: Callable[..., None]) -> None:
+    cluster.apply(pki, auth="cert")
+    res = py313_connect(host=VIA[via]["host"], port=cluster.port, cafile=pki.trust_file, cert=pki.client_cert,
+                        key=pki.client_key, resolve=f"{DB_NAME}:{DB_IP}" if via == "dns" else None)
+    record(case=f"hba cert, host by {via.upper()}", client="asyncpg py3.13 strict", expected="auth ok",
+           observed=res.error or f"{res.version} {res.client_dn}", column=pki.label)
+    assert res.strict, "the default context must be the strict one (VERIFY_X509_STRICT)"
+    assert res.ok, res.error
+    assert (res.ssl, res.client_dn, res.user) == (True, expected_dn(pki), "kong")
+
+
+def test_openssl_s_client_at_rendered_depth(pki: Pki, cluster: Cluster, record: Callable[..., None]) -> None:
+    cluster.apply(pki, auth="cert")
+    depth = int(parse_kong_conf(pki.render("kong"))["lua_ssl_verify_depth"])
+    res = s_client(port=cluster.port, cafile=pki.trust_file, verify_depth=depth, cert=pki.client_cert,
+                   key=pki.client_key, verify_hostname=DB_NAME)
+    record(case=f"hba cert, -verify_depth {depth}", client="openssl s_client", expected="auth ok",
+           observed=f"verify {res.verify_code} auth {res.authenticated} {res.verify_error or res.server_error or ''}",
+           column=pki.label)
+    assert res.verify_code == 0, res.output
+    assert res.authenticated, res.output
+    assert res.returncode == 0
