@@ -48,11 +48,36 @@ def _checkpoint(step: str) -> None:
         raise InjectedFailure(f"injected failure at {step}")
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
+def _write_new(path: Path, data: bytes, mode: int, *, sync: bool = True) -> None:
     """Create a file that must not exist yet, with its final mode from the first byte."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         _write_all(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+#: Above this many new files, one syncfs(2) replaces an fsync (a disk flush) per file:
+#: `issue client` with 1,000 names spent most of its time in fsync.
+SYNCFS_ABOVE = 16
+
+
+def _sync_stage(stage: Path, names: list[str]) -> None:
+    """Make the staged files and their directory durable before the swap."""
+    fd = os.open(stage, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if len(names) > SYNCFS_ABOVE:
+            syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+            if syncfs is not None and syncfs(fd) == 0:
+                return
+        for name in names:
+            file_fd = os.open(stage / name, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(file_fd)
+            finally:
+                os.close(file_fd)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -165,8 +190,8 @@ class Transaction:
             os.chmod(stage, 0o700)
         for name in sorted(files, key=lambda n: n == MANIFEST_NAME):
             _checkpoint(f"write:{name}")
-            _write_new(stage / name, files[name], 0o600 if name in private else 0o644)
-        _fsync_dir(stage)
+            _write_new(stage / name, files[name], 0o600 if name in private else 0o644, sync=False)
+        _sync_stage(stage, list(files))
 
     def _replace_in_place(self, files: dict[str, bytes], private: frozenset[str], remove: frozenset[str]) -> None:
         """Fallback without RENAME_EXCHANGE: file by file, the manifest last."""

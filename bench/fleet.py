@@ -1,0 +1,129 @@
+"""`pgkongtls issue client` with 1,000 names: time per certificate against the raw crypto.
+
+Run: .venv/bin/python bench/fleet.py [--count 1000] [--rounds 3] [--key-type ecdsa-p256]
+
+Each round, alternating:
+  command  `pgkongtls issue client --dir D --cn '{name}' --name kong-0000 ... ` (console script,
+           a subprocess, into a fresh copy of one PKI made by `pgkongtls init`);
+  raw      in this process: generate the key and build + sign the same client
+           certificate with the same intermediate, COUNT times (no self-check, no PEM,
+           no manifest, no files).
+Prints the medians per certificate and the ratio command/raw (target <= 2), then
+where the command's own time goes (cProfile of the same `ops.issue` in process).
+No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from pgkongtls import certs, lifecycle, ops
+
+BIN = Path(sys.executable).parent / "pgkongtls"
+
+
+def names(count: int) -> list[str]:
+    return [f"kong-{i:04d}" for i in range(count)]
+
+
+def run_command(pki: Path, count: int, key_type: str | None) -> float:
+    argv = [str(BIN), "issue", "client", "--dir", str(pki), "--cn", "{name}"]
+    if key_type:
+        argv += ["--key-type", key_type]
+    for n in names(count):
+        argv += ["--name", n]
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def run_raw(pki: Path, count: int, key_type: str) -> float:
+    issuer = certs.Issued(
+        cert=x509.load_pem_x509_certificate((pki / "intermediate.crt").read_bytes()),
+        key=load_pem_private_key((pki / "intermediate.key").read_bytes(), password=None),  # type: ignore[arg-type]
+    )
+    now = certs.utcnow()
+    t0 = time.perf_counter()
+    for n in names(count):
+        certs.make_client(cn=n, key=certs.generate_key(key_type), issuer=issuer, now=now)
+    return time.perf_counter() - t0
+
+
+def fresh_copy(pki: Path, work: Path, i: int) -> Path:
+    dst = work / f"round{i}" / "pki"
+    shutil.copytree(pki, dst)
+    return dst
+
+
+def profile_issue(pki: Path, count: int, key_type: str | None) -> None:
+    """Where `ops.issue` spends its time, by the functions that matter."""
+    reqs = [lifecycle.LeafRequest(name=n, role="client", cn="{name}") for n in names(count)]
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.runcall(ops.issue, pki, reqs, key_type=key_type)
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(prof)
+    wanted = {
+        "generate_key": "key generation", "_build": "build + sign certificate", "self_check": "self-check (verify)",
+        "entry_for": "manifest entry", "cert_pem": "PEM certificate", "key_pem": "PEM key",
+        "dumps": "manifest JSON", "_fill_stage": "stage files (write + fsync)", "fsync": "  of which fsync",
+        "commit": "commit (stage + swap)", "verify_files": "read + check existing PKI",
+    }
+    rows: dict[str, float] = {}
+    for (_, _, func), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        for key, label in wanted.items():
+            if func == key or func.endswith(f".{key}}}") or func == f"<built-in method posix.{key}>":
+                rows[label] = rows.get(label, 0.0) + cumulative
+    print(f"\nin-process ops.issue, {count} certificates: {total * 1e3:.0f} ms (cProfile adds overhead)")
+    for label in wanted.values():
+        if label in rows:
+            print(f"  {label:32} {rows[label] * 1e3:8.0f} ms  {rows[label] / count * 1e3:7.3f} ms/cert")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--key-type", default=None, help="default: the PKI's (init's default, ecdsa-p256)")
+    args = ap.parse_args()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode cached
+    with tempfile.TemporaryDirectory(prefix="pgk-fleet-") as tmp:
+        work = Path(tmp)
+        pki = work / "pki"
+        subprocess.run([str(BIN), "init", "--out", str(pki)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        key_type = args.key_type or "ecdsa-p256"
+        cmd: list[float] = []
+        raw: list[float] = []
+        run_command(fresh_copy(pki, work, -1), 10, args.key_type)  # warm-up
+        for r in range(args.rounds):
+            if r % 2 == 0:
+                cmd.append(run_command(fresh_copy(pki, work, r), args.count, args.key_type))
+                raw.append(run_raw(pki, args.count, key_type))
+            else:
+                raw.append(run_raw(pki, args.count, key_type))
+                cmd.append(run_command(fresh_copy(pki, work, r), args.count, args.key_type))
+        c, w = statistics.median(cmd), statistics.median(raw)
+        print(f"issue client with {args.count} names, {key_type}, {args.rounds} rounds (nproc {os.cpu_count()})")
+        print(f"{'':34} {'total ms':>9} {'ms/cert':>8}")
+        print(f"{'command (subprocess, whole run)':34} {c * 1e3:9.0f} {c / args.count * 1e3:8.3f}")
+        print(f"{'raw: key generation + signing':34} {w * 1e3:9.0f} {w / args.count * 1e3:8.3f}")
+        print(f"ratio command/raw: {c / w:.2f} (target <= 2)")
+        profile_issue(fresh_copy(pki, work, 99), args.count, args.key_type)
+
+
+if __name__ == "__main__":
+    main()
