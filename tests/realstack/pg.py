@@ -11,7 +11,7 @@ Layout under the cluster's directory (owned by postgres, mode 0700):
                           `include 'pgkongtls.conf'`, which holds EXACTLY the
                           rendered `render postgres` output
     sock/                 unix socket directory (superuser set-up connections)
-    ssl/<pki label>/      the PKI files as the database host would hold them
+    ssl/<pki dir name>/   the PKI files as the database host would hold them
     server.log            pg_ctl -l
 """
 
@@ -26,9 +26,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+
+if TYPE_CHECKING:
+    from .pkis import Pki
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
@@ -38,10 +41,10 @@ SETUP_HBA_LINE = "local all postgres trust"
 #: Set for every role the fixtures create, so `--auth scram` has something to check.
 DEFAULT_PASSWORD = "kong-test-password"
 
-#: Log lines that mean a reload (or a start) did not take the files we wrote.
+#: Postmaster log lines that mean a reload (or a start) did not take the files we wrote.
 _RELOAD_FAILURES = re.compile(
-    r"(was not reloaded|not reloaded|could not load|contains errors|FATAL:|invalid value for parameter"
-    r"|unrecognized configuration parameter|could not open|syntax error)"
+    r"(was not reloaded|contains errors|could not load|FATAL:|invalid value for parameter"
+    r"|unrecognized configuration parameter)"
 )
 
 
@@ -141,6 +144,9 @@ class Cluster:
             "",
         ])
 
+    def _write_main_conf(self) -> None:
+        write_owned(self.data_dir / "postgresql.conf", self._main_conf().encode(), 0o600)
+
     def write_config(self, *, postgres_conf: str, hba: str, ident: str) -> None:
         """Write the three files verbatim (hba gets the one set-up line first); no reload.
 
@@ -154,17 +160,27 @@ class Cluster:
         write_owned(self.data_dir / "pg_hba.conf", hba_text.encode(), 0o600)
         write_owned(self.data_dir / "pg_ident.conf", ident.encode(), 0o600)
 
-    def install_files(self, label: str, files: dict[str, Path]) -> Path:
-        """Copy PKI files to ssl/<label>/ as the database host holds them: owned by postgres,
+    def configure(self, *, postgres_conf: str, hba: str, ident: str) -> None:
+        """`write_config`, then reload (or start, when the server is down) and prove it took."""
+        self.write_config(postgres_conf=postgres_conf, hba=hba, ident=ident)
+        if self._running:
+            self.reload()
+        else:
+            self.start()
+
+    def install_files(self, name: str, files: dict[str, Path]) -> Path:
+        """Copy PKI files to ssl/<name>/ as the database host holds them: owned by postgres,
         keys (`*.key`) 0600 as the rendered comment prescribes, certificates 0644."""
-        target = mkdir_owned(self.ssl_root / _safe(label), 0o755)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+            raise ValueError(f"install_files: {name!r} is not a plain directory name")
+        target = mkdir_owned(self.ssl_root / name, 0o755)
         for name, src in files.items():
             write_owned(target / name, src.read_bytes(), 0o600 if name.endswith(".key") else 0o644)
         return target
 
-    def apply(self, pki: Any, *, auth: str = "cert", edition: str = "enterprise", min_tls: str = "TLSv1.2",
+    def apply(self, pki: Pki, *, auth: str = "cert", edition: str = "enterprise", min_tls: str = "TLSv1.2",
               user: str | None = None, hba_args: tuple[str, ...] = (), server: str = "server") -> Applied:
-        """Serve `pki` (a realstack.pkis.Pki) with snippets rendered by the real CLI, then reload.
+        """Serve `pki` with snippets rendered by the real CLI, then reload.
 
         postgresql.conf includes exactly `render postgres --pg-dir <ssl dir>`, pg_hba.conf is
         exactly `render hba --auth AUTH --edition EDITION [--user USER] [hba_args]` after the set-up
@@ -174,7 +190,7 @@ class Cluster:
         key = (str(pki.dir), pki.state, auth, edition, min_tls, user, hba_args, server)
         if self.applied is not None and self.applied.key == key and self._running:
             return self.applied
-        pg_dir = self.install_files(pki.label, pki.server_side_files())
+        pg_dir = self.install_files(pki.dir.name, pki.server_side_files())
         pg_args = ["--pg-dir", str(pg_dir), "--min-tls", min_tls]
         if server != "server":
             pg_args += ["--server", server]
@@ -182,11 +198,7 @@ class Cluster:
         user_args = ("--user", user) if user else ()
         hba = pki.render("hba", "--auth", auth, "--edition", edition, *user_args, *hba_args)
         ident = pki.render("ident", *user_args)
-        self.write_config(postgres_conf=conf, hba=hba, ident=ident)
-        if self._running:
-            self.reload()
-        else:
-            self.start()
+        self.configure(postgres_conf=conf, hba=hba, ident=ident)
         self.applied = Applied(key=key, pg_dir=pg_dir, postgres_conf=conf, hba=hba, ident=ident)
         return self.applied
 
@@ -209,9 +221,6 @@ class Cluster:
                 continue
             break
         raise ClusterError(f"PostgreSQL did not start:\n{res.stdout}{res.stderr}\n--- server.log:\n{self.log_since(mark)}")
-
-    def _write_main_conf(self) -> None:
-        write_owned(self.data_dir / "postgresql.conf", self._main_conf().encode(), 0o600)
 
     def stop(self) -> None:
         """pg_ctl stop -m fast when the server is up (finalizers call this unconditionally)."""
@@ -272,7 +281,7 @@ class Cluster:
                 raise ClusterError(f"reload not seen within 15 s\n--- server.log:\n{self.log_since(mark)}")
             time.sleep(0.02)
         self._check_file_errors()
-        bad = [ln for ln in self.log_since(mark).splitlines() if _RELOAD_FAILURES.search(ln)]
+        bad = [ln for ln in self.postmaster_log(mark) if _RELOAD_FAILURES.search(ln)]
         if bad:
             raise ClusterError("PostgreSQL did not take the new configuration:\n" + "\n".join(bad))
 
@@ -298,6 +307,11 @@ class Cluster:
             f.seek(mark)
             return f.read().decode(errors="replace")
 
+    def postmaster_log(self, mark: int) -> list[str]:
+        """The postmaster's own lines after `mark`: reload results, not some client's FATAL."""
+        pid = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+        return [ln for ln in self.log_since(mark).splitlines() if f" [{pid}] " in ln]
+
     def wait_log(self, mark: int, pattern: str, timeout: float = 5) -> str:
         """The log text after `mark` once `pattern` (a regex) shows up; the server logs asynchronously."""
         deadline = time.monotonic() + timeout
@@ -311,6 +325,3 @@ class Cluster:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def _safe(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", label)

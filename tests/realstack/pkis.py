@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -161,6 +162,7 @@ class PkiFactory:
     def __init__(self, base: Path) -> None:
         self.base = base
         self._cache: dict[tuple[str, str, tuple[str, ...], str, str], Pki] = {}
+        self._serial = itertools.count()
 
     def get(self, shape: str = "intermediate", key_type: str = "ecdsa-p256", *,
             hosts: tuple[str, ...] = DEFAULT_HOSTS, db_user: str = "kong", tag: str = "") -> Pki:
@@ -176,7 +178,7 @@ class PkiFactory:
         if shape not in SHAPES:
             raise ValueError(f"unknown PKI shape {shape!r}")
         label = "/".join(x for x in (shape, key_type, tag) if x)
-        out = self.base / f"pki-{len(list(self.base.glob('pki-*')))}-{label.replace('/', '_')}"
+        out = self.base / f"pki-{next(self._serial)}-{label.replace('/', '_')}"
         host_args = [a for h in hosts for a in ("--db-host", h)]
         common = ["--out", str(out), *host_args, "--db-user", db_user, "--key-type", key_type]
         if shape == "self-signed":

@@ -329,3 +329,15 @@ def test_plaintext_refused_for_kong(cluster: Cluster, kong: KongEquivalent, main
     assert not res.ok
     assert res.message == ('server error: FATAL 28000: pg_hba.conf rejects connection for host "127.0.0.1", '
                            'user "kong", database "postgres", no encryption')
+
+
+def test_wrong_password_refused_for_kong_oss(cluster: Cluster, kong: KongEquivalent, main: Pki,
+                                             record: Callable[..., None]) -> None:
+    """Twin of the OSS positive case: the Lua SCRAM client's proof is really checked by the server."""
+    cluster.apply(main, auth="scram", edition="oss")
+    res = kong.connect(main.render("kong", "--edition", "oss"), port=cluster.port, password="not-the-password",
+                       edition="oss")
+    record(case="wrong password, hba scram (oss)", client="Kong OSS", expected="password authentication failed",
+           observed=str(res))
+    assert not res.ok
+    assert (res.stage, res.message) == ("auth", 'server error: FATAL 28P01: password authentication failed for user "kong"')
