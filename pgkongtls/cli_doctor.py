@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pgkongtls.cli import main, stderr_console
+from pgkongtls.cli import main
 
 if TYPE_CHECKING:
     from pgkongtls.probe import ProbeReport
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 
 #: Same default as `status`: a certificate expiring within this many days is a warning.
 WARN_DAYS = 30
+
+
+def stderr_console() -> Any:
+    """No emoji codes: a fingerprint such as ...:CD:... must not turn into a picture."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, emoji=False)
 
 
 def print_findings(findings: list[Finding], what: str) -> None:
@@ -100,11 +107,11 @@ def print_report(r: ProbeReport) -> None:
     else:
         console.print(f"probe {escape(r.target)}: {r.protocol}, {escape(r.cipher)}")
         table = Table(title="certificates the server presented", title_justify="left", show_lines=True)
-        for col in ("#", "subject", "issuer", "SANs", "not after", "SHA-256"):
+        for col in ("#", "subject", "issuer", "SANs", "not after", "SHA-256 (--json: full)"):
             table.add_column(col, overflow="fold")
         for i, c in enumerate(r.presented):
             table.add_row(str(i), escape(c.subject), escape(c.issuer), escape(", ".join(c.sans)), c.not_after,
-                          c.sha256)
+                          c.sha256[:23] + "…")
         console.print(table)
     for verdict in r.verdicts:
         mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[yellow]NOTE[/]"}[verdict.ok]

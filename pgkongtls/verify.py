@@ -518,9 +518,13 @@ def check_crls(
 ) -> list[Finding]:
     """PostgreSQL sets CRL_CHECK_ALL: every certificate of the client chain needs a current CRL from its issuer."""
     out: list[Finding] = []
+    judged: set[x509.Name] = set()
     for i, cert in enumerate(chain):
         issuer = chain[i + 1] if i + 1 < len(chain) else cert
         mine = [c for c in crls.crls if c.issuer == cert.issuer and c.is_signature_valid(issuer.public_key())]
+        if issuer.subject in judged:  # the root's own level is the same CRL as the level below it
+            continue
+        judged.add(issuer.subject)
         if not mine:
             out.append(Finding("crl-missing", ERROR, crls.path,
                                f"{crls.path} has no CRL from {name_of(issuer)}: PostgreSQL checks every CA level and "
