@@ -218,6 +218,11 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
                         ca_passphrase=ops.read_passphrase(passphrase_file))
     print_entries(f"revoked in {pki_dir}", change.done)
     _print_crl(pki_dir, change)
+    for e in change.done:
+        if e.role == "server":
+            stderr_console().print(
+                f"note: Kong never checks a CRL for the database's certificate (libpq only with sslcrl=); "
+                f"replace {e.name} on the database host: pgkongtls renew --dir {pki_dir} {e.name}")
 
 
 def _print_crl(pki_dir: Path, change: Change) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -207,6 +206,20 @@ def test_revoke_writes_crl_and_render_postgres_picks_it_up(pki: Path) -> None:
     assert (pki / "crl.pem").read_bytes().count(b"-----BEGIN X509 CRL-----") == 2
 
 
+def test_revoking_a_server_certificate_says_kong_will_not_notice(pki: Path) -> None:
+    r = ok("revoke", "server")
+    assert ("note: Kong never checks a CRL for the database's certificate (libpq only with sslcrl=); "
+            "replace server on the database host: pgkongtls renew --dir pki server") in r.stderr
+    assert "note:" not in ok("revoke", "client").stderr
+
+
+def test_status_of_a_self_signed_pki(tmp_path: Path) -> None:
+    ok("self-signed", "--test", "--out", "t")
+    data = json.loads(ok("status", "--dir", "t", "--json").stdout)
+    assert [(c["name"], c["issuer"], c["state"]) for c in data["certificates"]] == [
+        ("server", None, "valid"), ("client", None, "valid")]
+
+
 def test_revoke_twice(pki: Path, tmp_path: Path) -> None:
     ok("revoke", "client")
     since = manifest(pki)["certificates"]["client"]["revoked"][:10]
@@ -343,4 +356,3 @@ def test_the_whole_day_2_walk_through(tmp_path: Path) -> None:
     revoked = [n for n, s in states.items() if s == "revoked"]
     assert len(revoked) == 1 and revoked[0].startswith("kong-node-2@")
     assert states["kong-node-2"] == "valid" and data["crl"]["state"] == "valid"
-    shutil.rmtree(tmp_path / "pki")
