@@ -37,7 +37,7 @@ def print_findings(findings: list[Finding], what: str) -> None:
 
     console = stderr_console()
     if not findings:
-        console.print(f"verify: no problems found in {escape(what)}")
+        console.print(f"verify: no problems found in {escape(what)}", soft_wrap=True)
         return
     table = Table(title=f"pgkongtls verify: {escape(what)}", title_justify="left", show_lines=True)
     for col in ("severity", "id", "file", "finding", "fix"):
@@ -47,7 +47,7 @@ def print_findings(findings: list[Finding], what: str) -> None:
         table.add_row(f"[{style}]{f.severity}[/]", f.id, escape(f.file), escape(f.message), escape(f.fix))
     console.print(table)
     errors = sum(f.severity == "error" for f in findings)
-    console.print(f"{errors} error(s), {len(findings) - errors} warning(s)")
+    console.print(f"{errors} error(s), {len(findings) - errors} warning(s)", soft_wrap=True)
 
 
 @main.command()
@@ -105,7 +105,7 @@ def print_report(r: ProbeReport) -> None:
     if not r.ssl:
         console.print(f"probe {escape(r.target)}: TLS refused")
     else:
-        console.print(f"probe {escape(r.target)}: {r.protocol}, {escape(r.cipher)}")
+        console.print(f"probe {escape(r.target)}: {r.protocol}, {escape(r.cipher)}", soft_wrap=True)
         table = Table(title="certificates the server presented", title_justify="left", show_lines=True)
         for col in ("#", "subject", "issuer", "SANs", "not after", "SHA-256 (--json: full)"):
             table.add_column(col, overflow="fold")
@@ -115,7 +115,7 @@ def print_report(r: ProbeReport) -> None:
         console.print(table)
     for verdict in r.verdicts:
         mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[yellow]NOTE[/]"}[verdict.ok]
-        console.print(f"{mark} {verdict.name}: {escape(verdict.detail)}")
+        console.print(f"{mark} {verdict.name}: {escape(verdict.detail)}", soft_wrap=True)
 
 
 @main.command()

@@ -1,0 +1,227 @@
+"""CLI tests for `verify` and `probe`: exit codes, streams, and one exact line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pgkongtls import ops
+from pgkongtls.cli import main
+from pgkongtls.pki import InitOptions
+
+from .openssl_procedure import run_source_procedure
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("tpl") / "pki"
+    ops.init(d, InitOptions())
+    return d
+
+
+@pytest.fixture
+def pki(template: Path, tmp_path: Path) -> Path:
+    d = tmp_path / "pki"
+    shutil.copytree(template, d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def source_doc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("doc") / "openssl"
+    run_source_procedure(d, "intermediate")
+    return d
+
+
+def one_error_line(r: Result, text: str) -> None:
+    """Exit 1, nothing on stdout, exactly `Error: text` on stderr, no traceback."""
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.stdout == ""
+    assert r.stderr == f"Error: {text}\n"
+
+
+def test_verify_clean_pki_exits_0(pki: Path) -> None:
+    r = run("verify", str(pki))
+    assert r.exit_code == 0 and r.stdout == ""
+    assert r.stderr == f"verify: no problems found in {pki}\n"
+    r = run("verify", str(pki), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == []
+
+
+def test_verify_source_document_json_and_table(source_doc: Path) -> None:
+    r = run("verify", str(source_doc), "--json")
+    assert r.exit_code == 1
+    found = json.loads(r.stdout)
+    assert {(f["id"], Path(f["file"]).name) for f in found if f["severity"] == "error"} == {
+        ("ca-key-usage", "root.crt"), ("ca-key-usage", "intermediate.crt"),
+        ("chain-strict", "server.crt"), ("chain-strict", "client.crt")}
+    assert set(found[0]) == {"id", "severity", "file", "message", "fix"}
+    assert "ca-key-usage" in r.stderr and "4 error(s), 5 warning(s)" in r.stderr
+
+
+def test_verify_warnings_only_exit_0(source_doc: Path, tmp_path: Path) -> None:
+    """A self-signed pair from the document has warnings but no error."""
+    d = tmp_path / "ss"
+    run_source_procedure(d, "self-signed")
+    r = run("verify", str(d))
+    assert r.exit_code == 0 and "0 error(s), 5 warning(s)" in r.stderr
+
+
+def test_verify_with_rendered_configs(pki: Path, tmp_path: Path) -> None:
+    out = tmp_path / "conf"
+    assert run("render", "all", "--dir", str(pki), "--write", str(out)).exit_code == 0
+    r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--pg-hba",
+            str(out / "pg_hba.conf.snippet"), "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout) == []
+    r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--edition", "oss", "--json")
+    assert r.exit_code == 1
+    assert {f["id"] for f in json.loads(r.stdout)} == {"kong-enterprise-key"}
+
+
+def _der(pem: Path) -> bytes:
+    return subprocess.run(["openssl", "x509", "-in", str(pem), "-outform", "der"], capture_output=True,
+                          check=True).stdout
+
+
+@pytest.mark.parametrize(("name", "damage", "message"), [
+    ("server.crt", lambda d: (d / "server.crt").read_bytes()[:300],
+     "{d}/server.crt has a truncated PEM certificate (BEGIN and END do not pair up); copy it again"),
+    ("server.crt", lambda d: _der(d / "server.crt"),
+     "{d}/server.crt is DER, not PEM; convert it: openssl x509 -inform der -in {d}/server.crt -out "
+     "{d}/server.crt.pem"),
+    ("client.crt", lambda d: (d / "client.key").read_bytes(),
+     "{d}/client.crt holds a private key where a certificate should be; point it at the .crt file"),
+    ("root.crt", lambda d: b"", "{d}/root.crt is empty; restore it or re-create it"),
+    ("server.key", lambda d: (d / "server.crt").read_bytes(),
+     "{d}/server.key holds a certificate where a private key should be; point it at the .key file"),
+    ("client.key", lambda d: (d / "client.key").read_bytes()[:120],
+     "{d}/client.key has a truncated PEM private key (BEGIN and END do not pair up); copy it again"),
+])
+def test_verify_malformed_files_give_one_line(pki: Path, source_doc: Path, tmp_path: Path, name: str,
+                                              damage: object, message: str) -> None:
+    bare = tmp_path / "bare"
+    shutil.copytree(source_doc, bare)
+    for d in (pki, bare):
+        (d / name).write_bytes(damage(d))  # type: ignore[operator]
+        one_error_line(run("verify", str(d)), message.format(d=d))
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m.pop("hosts"), "pgkongtls.json: manifest is missing 'hosts'; re-create it with pgkongtls init --force"),
+    (lambda m: m.update(bundle="yes"),
+     "pgkongtls.json: manifest.bundle has the wrong type; re-create it with pgkongtls init --force"),
+    (lambda m: m["certificates"]["server"].pop("file"),
+     "pgkongtls.json: certificates.server is missing 'file'; re-create it with pgkongtls init --force"),
+])
+def test_verify_broken_manifest_gives_one_line(pki: Path, edit: object, message: str) -> None:
+    data = json.loads((pki / "pgkongtls.json").read_text())
+    edit(data)  # type: ignore[operator]
+    (pki / "pgkongtls.json").write_text(json.dumps(data))
+    one_error_line(run("verify", str(pki)), message)
+
+
+def test_verify_truncated_manifest(pki: Path) -> None:
+    (pki / "pgkongtls.json").write_text((pki / "pgkongtls.json").read_text()[:50])
+    one_error_line(run("verify", str(pki)), "pgkongtls.json is not valid JSON; re-create it with pgkongtls init --force")
+
+
+def test_verify_needs_something(tmp_path: Path) -> None:
+    one_error_line(run("verify"),
+                   "nothing to verify; pass a PKI directory and/or --postgresql-conf, --pg-hba, --kong-conf")
+    one_error_line(run("verify", str(tmp_path)),
+                   f"{tmp_path} holds neither pgkongtls.json nor the source document's files (root.crt, server.crt, "
+                   "client.crt, ...); pass a PKI directory")
+    one_error_line(run("verify", "--kong-conf", str(tmp_path / "kong.conf")),
+                   f"{tmp_path / 'kong.conf'} does not exist; pass the path of the config file")
+
+
+def test_verify_malformed_configs(tmp_path: Path) -> None:
+    pg = tmp_path / "postgresql.conf"
+    pg.write_text("ssl = on\nssl_cert_file = '/x\n")
+    one_error_line(run("verify", "--postgresql-conf", str(pg)), f"{pg} line 2: unterminated quoted string")
+    hba = tmp_path / "pg_hba.conf"
+    hba.write_text("hostssl all all cert\n")
+    one_error_line(run("verify", "--pg-hba", str(hba)), f"{hba} line 1: too few fields for a hostssl record")
+    kong = tmp_path / "kong.conf"
+    kong.write_text("pg_ssl on\n")
+    one_error_line(run("verify", "--kong-conf", str(kong)), f"{kong} line 1: expected key = value")
+
+
+# --------------------------------------------------------------------------- probe (no server needed)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_probe_closed_port_is_one_line() -> None:
+    port = closed_port()
+    one_error_line(run("probe", f"127.0.0.1:{port}"), f"cannot connect to 127.0.0.1:{port}: Connection refused")
+
+
+@pytest.fixture
+def http_server() -> Iterator[int]:
+    """Something that is not PostgreSQL: it answers any bytes with an HTTP error."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(8)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield int(srv.getsockname()[1])
+    t.join(5)
+    srv.close()
+
+
+def test_probe_not_postgres(http_server: int) -> None:
+    one_error_line(run("probe", f"127.0.0.1:{http_server}", "--timeout", "2"),
+                   f"127.0.0.1:{http_server} answered b'H' to SSLRequest; it is not a PostgreSQL server")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["db:notaport"], "invalid target 'db:notaport'; use HOST[:PORT] with a port from 1 to 65535"),
+    (["[::1"], "invalid target '[::1'; use HOST[:PORT] or [IPv6]:PORT"),
+    (["db", "--cert", "c.crt"], "--cert and --key go together; pass both"),
+    (["db", "--depth", "2"], "--depth needs --ca (the trust file it applies to)"),
+    (["db", "--kong-conf", "k.conf", "--ca", "c.crt"],
+     "--kong-conf brings its own trust file and depth; drop --ca/--depth or --kong-conf"),
+    (["db", "--kong-conf", "k.conf"], "k.conf does not exist; pass the path of kong.conf"),
+])
+def test_probe_bad_options(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    one_error_line(run("probe", *args), message)
+
+
+def test_probe_encrypted_key_and_damaged_cert(pki: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from pgkongtls.pki import key_pem
+
+    key = serialization.load_pem_private_key((pki / "client.key").read_bytes(), None)
+    (pki / "client.key").write_bytes(key_pem(key, b"pw"))  # type: ignore[arg-type]
+    one_error_line(run("probe", "db", "--cert", str(pki / "client.crt"), "--key", str(pki / "client.key")),
+                   f"{pki}/client.key is encrypted; Kong cannot use an encrypted key, and probe neither")
+    one_error_line(run("probe", "db", "--ca", str(pki / "root.key")),
+                   f"{pki}/root.key holds a private key where a certificate should be; point it at the .crt file")
