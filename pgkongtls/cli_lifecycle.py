@@ -292,10 +292,13 @@ def print_status(pki_dir: Path, st: Status) -> None:
     colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim"}
     table = Table(title=f"{pki_dir} at {st.now} (serials, issuers: --json)", title_justify="left")
     for col in ("name", "role", "CN / SANs", "not after", "days", "state"):
-        table.add_column(col, justify="right" if col == "days" else "left", no_wrap=col != "CN / SANs")
+        table.add_column(col, justify="right" if col == "days" else "left", no_wrap=col not in ("name", "CN / SANs"),
+                         overflow="fold")
     for c in st.certificates:
         who = c.cn + (f"\nSAN: {', '.join(c.sans)}" if c.sans else "")
-        table.add_row(escape(c.name), c.role, escape(who), c.not_after[:10], str(c.days_left),
+        base, archived, _ = c.name.partition("@")  # a revoked certificate kept for the CRL: NAME@serial
+        name = f"{base}@{c.serial[:8]}…" if archived else c.name
+        table.add_row(escape(name), c.role, escape(who), c.not_after[:10], str(c.days_left),
                       f"[{colour[c.state]}]{c.state}[/]")
     if st.crl is not None:
         table.add_row(escape(st.crl.file), "CRL", "nextUpdate", st.crl.next_update[:10],
