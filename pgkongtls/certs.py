@@ -242,6 +242,11 @@ def parse_host(value: str) -> x509.GeneralName:
         for lab in labels
     ):
         raise bad
+    last = labels[-1]
+    if last.isdigit() or (last.startswith("0x") and all(c in "0123456789abcdef" for c in last[2:])):
+        # inet_aton (getaddrinfo, libpq's IP check) reads 010.0.0.5, 127.1 and 0x7f as IPv4 addresses
+        raise InputError(f"invalid host {value!r}: its last label is a number, so libpq reads it as an IPv4 "
+                         "address; write the address as four decimal numbers, or use a DNS name")
     return x509.DNSName(ascii_name)
 
 

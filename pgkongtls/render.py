@@ -70,6 +70,16 @@ def hba_token(value: str, what: str) -> str:
     return f'"{value}"'
 
 
+#: Words pg_hba.conf / pg_ident.conf read as keywords when bare (quoted, they are plain names).
+HBA_KEYWORDS = frozenset({"all", "sameuser", "samerole", "samegroup", "replication"})
+
+
+def hba_name(value: str, what: str) -> str:
+    """A role name or CN: quoted when bare it would be a keyword or a regex, so `all` stays one role."""
+    token = hba_token(value, what)
+    return f'"{value}"' if token in HBA_KEYWORDS or token.startswith("/") else token
+
+
 def kong_value(value: str, what: str) -> str:
     """A kong.conf value: no newline, no '#' (a comment), no ',' in list paths."""
     _no_controls(value, what)
@@ -160,7 +170,7 @@ def render_hba(
         raise InputError(f"--auth {auth} needs a client certificate, which open-source Kong cannot send; use --auth scram")
     db_user = user or m.db_user
     mapped = needs_map(m, db_user)
-    cols = f"{hba_token(database, '--database')} {hba_token(db_user, '--user')} {hba_token(address, '--address')}"
+    cols = f"{hba_token(database, '--database')} {hba_name(db_user, '--user')} {hba_token(address, '--address')}"
     lines = _header(m, "pg_hba.conf lines for Kong", "append to pg_hba.conf (first match wins: put them above broader lines), then reload")
     if auth == "cert":
         lines.append("# cert: the client certificate must chain to ssl_ca_file and its CN must be the role (or map to it).")
@@ -224,7 +234,8 @@ def render_ident(m: Manifest, *, user: str | None = None) -> str:
         return "\n".join(lines) + "\n"
     lines.append("# MAPNAME   SYSTEM-USERNAME (certificate CN)   PG-USERNAME")
     for system, role in entries:
-        lines.append(f"{MAP_NAME} {hba_token(system, 'CN')} {hba_token(role, '--user')}")
+        column = hba_token(system, "CN") if _IDENT_REGEX.fullmatch(system) else hba_name(system, "CN")
+        lines.append(f"{MAP_NAME} {column} {hba_name(role, '--user')}")
     return "\n".join(lines) + "\n"
 
 
