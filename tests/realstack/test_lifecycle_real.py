@@ -9,6 +9,7 @@ openssl s_client. PKIs here are our own (`pkis.fresh`), never the shared ones.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import subprocess
 import sys
@@ -63,10 +64,13 @@ def server_cert_seen(pki: Pki, cluster: Cluster) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.group(0))
 
 
+_FRESH = itertools.count()
+
+
 @pytest.fixture
 def fleet(pkis: PkiFactory) -> Pki:
     """A fresh intermediate-chain PKI with three per-node client certificates (CN = node name)."""
-    pki = pkis.fresh("intermediate", tag="lifecycle")
+    pki = pkis.fresh("intermediate", tag=f"lifecycle-{next(_FRESH)}")  # its own ssl/<label> dir on the cluster
     cli("issue", "client", "--dir", str(pki.dir), *[a for n in NODES for a in ("--name", n)], "--cn", "{name}")
     return pki
 
@@ -161,7 +165,7 @@ def test_postgresql_needs_the_crl_of_every_ca_level(
 
 def test_renewed_server_certificate_needs_no_config_change(
         pkis: PkiFactory, cluster: Cluster, kong: KongEquivalent, record: Callable[..., None]) -> None:
-    pki = pkis.fresh("intermediate", tag="renew")
+    pki = pkis.fresh("intermediate", tag=f"lifecycle-{next(_FRESH)}")
     cli("revoke", "--dir", str(pki.dir), "--crl-days", "30", "client")  # a CRL is loaded too: renewals keep it valid
     cli("issue", "client", "--dir", str(pki.dir), "--name", "kong-node-1", "--cn", "{name}")
     before = cluster.apply(pki, auth="cert")
