@@ -168,33 +168,34 @@ def _name_matches(name: str, host: str) -> bool:
 
 
 def libpq_host_check(cert: x509.Certificate, host: str) -> tuple[bool, str]:
-    """libpq `sslmode=verify-full`'s host name check (PostgreSQL 17+ rule): dNSName and iPAddress
-    SANs; the CN only when there is no dNSName SAN. Returns (ok, libpq's own error text)."""
+    """libpq `sslmode=verify-full`'s host name check, as libpq 17+ does it (psycopg bundles libpq 18):
+    every dNSName and iPAddress SAN is examined; the CN too, unless a SAN of the host's own type
+    (DNS name or IP address) exists. Returns (ok, libpq's own error text)."""
     try:
         host_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
     except ValueError:
         host_ip = None
     names: list[str] = []
-    has_dns = False
+    check_cn = True
     san = _ext(cert, x509.SubjectAlternativeName)
-    if san is not None:
-        for gn in san.value:
-            if isinstance(gn, x509.DNSName):
-                has_dns = True
-                names.append(gn.value)
-                if _name_matches(gn.value, host):
-                    return True, ""
-            elif isinstance(gn, x509.IPAddress) and not isinstance(gn.value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-                names.append(str(gn.value))
-                if host_ip is not None and gn.value == host_ip:
-                    return True, ""
-    if not has_dns:
-        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if cns:
-            cn = str(cns[0].value)
-            names.append(cn)
-            if _name_matches(cn, host):
+    for gn in san.value if san is not None else []:
+        if isinstance(gn, x509.DNSName):
+            check_cn = check_cn and host_ip is not None
+            names.append(gn.value)
+            if _name_matches(gn.value, host):
                 return True, ""
+        elif isinstance(gn, x509.IPAddress) and not isinstance(gn.value, (ipaddress.IPv4Network,
+                                                                           ipaddress.IPv6Network)):
+            check_cn = check_cn and host_ip is None
+            names.append(str(gn.value))
+            if host_ip is not None and gn.value == host_ip:
+                return True, ""
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if check_cn and cns:
+        cn = str(cns[0].value)
+        names.append(cn)
+        if _name_matches(cn, host):
+            return True, ""
     if not names:
         return False, "could not get server's host name from server certificate"
     if len(names) == 1:
@@ -271,7 +272,7 @@ def check_profile(cert: x509.Certificate, role: str, file: str) -> list[Finding]
                                    f"{STRICT_WHO}", reissue))
         if role == "server" and _ext(cert, x509.SubjectAlternativeName) is None:
             out.append(Finding("server-san", WARNING, file,
-                               f"the server certificate has no subjectAltName: libpq verify-full falls back to the "
+                               f"the server certificate has no subjectAltName: libpq verify-full matches the "
                                f"CN {name_of(cert)!r}; cryptography's validator and RFC 6125 clients need a SAN",
                                "re-issue it with every database host name in the SAN (pgkongtls init --db-host)"))
     if not is_v1(cert) and not self_issued(cert):

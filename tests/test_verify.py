@@ -349,6 +349,7 @@ def test_profile_errors_are_what_openssl_strict_rejects(
     (["*.internal"], "x", "db.internal", True), (["*.internal"], "x", "a.db.internal", False),
     (["*.internal"], "x", "internal", False), ([], "db.internal", "db.internal", True),
     (["other"], "db.internal", "db.internal", False), ([], "*.internal", "db.internal", True),
+    (["other"], "127.0.0.1", "127.0.0.1", True),  # libpq 17+: no iPAddress SAN, so the CN is examined
 ])
 def test_libpq_host_rule(sans: list[str], cn: str, host: str, ok: bool) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
