@@ -91,11 +91,13 @@ def _startup(user: str, database: str) -> bytes:
 
 
 def s_client(*, port: int, cafile: Path, verify_depth: int, cert: Path | None = None, key: Path | None = None,
-             verify_hostname: str | None = None, user: str = "kong", database: str = "postgres") -> SClientResult:
+             verify_hostname: str | None = None, user: str = "kong", database: str = "postgres",
+             protocol: str | None = None) -> SClientResult:
     """An independent TLS client: `-verify_return_error -verify_depth N`, optional client cert.
 
     It sends a StartupMessage for `user` over the session, so `authenticated` proves the
     server accepted the client certificate too, not only that the handshake finished.
+    `protocol` pins one TLS version with s_client's own flag, e.g. "-tls1_2".
     """
     cmd = ["openssl", "s_client", "-starttls", "postgres", "-connect", f"{HOST}:{port}", "-CAfile", str(cafile),
            "-verify_return_error", "-verify_depth", str(verify_depth), "-ign_eof"]
@@ -103,6 +105,8 @@ def s_client(*, port: int, cafile: Path, verify_depth: int, cert: Path | None = 
         cmd += ["-cert", str(cert), "-key", str(key)]
     if verify_hostname:
         cmd += ["-verify_hostname", verify_hostname]
+    if protocol:
+        cmd.append(protocol)
     res = subprocess.run(cmd, input=_startup(user, database), capture_output=True, timeout=30)
     out = res.stdout.decode(errors="replace") + res.stderr.decode(errors="replace")
     code = re.search(r"Verify return code: (\d+)", out)

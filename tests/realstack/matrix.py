@@ -27,7 +27,7 @@ class Row:
     client: str
     expected: str
     observed: str
-    column: str  # a PKI label for grid rows ("" for single cases)
+    column: str  # a PKI label: rows recorded under several labels form the grid ("" for single cases)
 
 
 @dataclass
@@ -53,8 +53,13 @@ class Matrix:
         if not self.rows:
             return []
         out: list[str] = []
-        grid = [r for r in self.rows if r.column]
-        single = [r for r in self.rows if not r.column]
+        spread: dict[tuple[str, str, str], set[str]] = {}
+        for r in self.rows:
+            spread.setdefault((r.case, r.client, r.expected), set()).add(r.column)
+        in_grid = {k for k, cols in spread.items() if len(cols - {""}) > 1}  # one row, several PKIs
+        grid = [r for r in self.rows if (r.case, r.client, r.expected) in in_grid]
+        single = [r if not r.column else Row(r.nodeid, f"{r.case} [{r.column}]", r.client, r.expected, r.observed, "")
+                  for r in self.rows if (r.case, r.client, r.expected) not in in_grid]
         if grid:
             cols = list(dict.fromkeys(r.column for r in grid))
             names = ["/".join(SHORT.get(p, p) for p in c.split("/")) for c in cols]

@@ -341,3 +341,30 @@ def test_wrong_password_refused_for_kong_oss(cluster: Cluster, kong: KongEquival
            observed=str(res))
     assert not res.ok
     assert (res.stage, res.message) == ("auth", 'server error: FATAL 28P01: password authentication failed for user "kong"')
+
+
+def test_tls12_client_refused_under_min_tls_13(cluster: Cluster, main: Pki, record: Callable[..., None]) -> None:
+    cluster.apply(main, min_tls="TLSv1.3")
+    mark = cluster.log_mark()
+    res = s_client(port=cluster.port, cafile=main.trust_file, verify_depth=1, cert=main.client_cert,
+                   key=main.client_key, protocol="-tls1_2")
+    log = cluster.wait_log(mark, "could not accept SSL connection")
+    record(case="TLS 1.2 client, --min-tls TLSv1.3", client="openssl s_client -tls1_2",
+           expected="alert protocol version", observed=res.output.strip().splitlines()[-1])
+    assert "tlsv1 alert protocol version" in res.output and not res.authenticated
+    assert "could not accept SSL connection: unsupported protocol" in log
+    assert s_client(port=cluster.port, cafile=main.trust_file, verify_depth=1, cert=main.client_cert,
+                    key=main.client_key, protocol="-tls1_3").ok  # twin: TLS 1.3 pinned
+
+
+def test_kong_without_tls13_refused_under_min_tls_13(cluster: Cluster, kong: KongEquivalent, main: Pki,
+                                                     record: Callable[..., None]) -> None:
+    """lua-nginx-module's own default lua_ssl_protocols lacks TLSv1.3 (Kong sets both): it matters here."""
+    cluster.apply(main, min_tls="TLSv1.3")
+    conf = main.render("kong") + "lua_ssl_protocols = TLSv1.2\n"
+    res = kong.connect(conf, port=cluster.port)
+    record(case="Kong lua_ssl_protocols TLSv1.2, --min-tls TLSv1.3", client="Kong EE",
+           expected="alert protocol version", observed=str(res))
+    assert (res.ok, res.stage, res.message) == (False, "tls", "handshake failed"), res
+    assert "SSL_do_handshake() failed (SSL: error:0A00042E:SSL routines::tlsv1 alert protocol version" in res.error_log
+    assert kong.connect(main.render("kong"), port=cluster.port).ok  # twin: Kong's own default, TLSv1.2 TLSv1.3

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import psycopg
 import pytest
 
 from .clients import libpq_connect, py313_connect, s_client
@@ -98,3 +99,34 @@ def test_openssl_s_client_at_rendered_depth(pki: Pki, cluster: Cluster, record: 
     assert res.verify_code == 0, res.output
     assert res.authenticated, res.output
     assert res.returncode == 0
+
+
+def test_rendered_libpq_conninfo_connects(pki: Pki, cluster: Cluster, record: Callable[..., None]) -> None:
+    """`render libpq` as written, plus only what a test host needs: where the name points, and the port."""
+    cluster.apply(pki, auth="cert")
+    conninfo = "".join(ln for ln in pki.render("libpq").splitlines() if not ln.startswith("#"))
+    with psycopg.connect(f"{conninfo} hostaddr={DB_IP} port={cluster.port} dbname=postgres") as conn:
+        ssl, dn = conn.execute("SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()  # type: ignore[misc]
+    record(case="rendered `render libpq` conninfo", client="libpq", expected="auth ok", observed=f"{ssl} {dn}",
+           column=pki.label)
+    assert f"host={DB_NAME} " in conninfo and "sslmode=verify-full" in conninfo
+    assert (ssl, dn) == (True, expected_dn(pki))
+
+
+@pytest.mark.parametrize("edition", ["enterprise", "oss"])
+def test_min_tls_13_and_no_system_bundle(pkis: PkiFactory, cluster: Cluster, kong: KongEquivalent, edition: str,
+                                         record: Callable[..., None]) -> None:
+    """`render postgres --min-tls TLSv1.3` and `render kong --no-system` still connect every client."""
+    pki = pkis.get("intermediate", "ecdsa-p256")
+    cluster.apply(pki, auth="cert" if edition == "enterprise" else "scram", edition=edition, min_tls="TLSv1.3")
+    assert "ssl_min_protocol_version = 'TLSv1.3'" in cluster.applied.postgres_conf  # type: ignore[union-attr]
+    conf = pki.render("kong", "--edition", edition, "--no-system")
+    assert f"lua_ssl_trusted_certificate = {pki.trust_file}\n" in conf
+    res = kong.connect(conf, port=cluster.port, password=DEFAULT_PASSWORD, edition=edition)
+    record(case="--min-tls TLSv1.3, kong --no-system", client=f"Kong {'EE' if edition == 'enterprise' else 'OSS'}",
+           expected="auth ok", observed=str(res))
+    assert res.ok, res
+    assert (res.ssl, res.tls_version) == (True, "TLSv1.3")
+    row = libpq_connect(port=cluster.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=pki.trust_file,
+                        sslcert=pki.client_cert, sslkey=pki.client_key, password=DEFAULT_PASSWORD)
+    assert row.version == "TLSv1.3"
