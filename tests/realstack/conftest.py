@@ -1,24 +1,34 @@
 """Real-stack fixtures: PostgreSQL 15, a Kong-equivalent nginx client, PKIs from the real CLI.
 
-Stable API for every real-stack test (see each class's docstring for details):
+Stable API for every real-stack test (details in each class's docstring):
 
-  realstack_base  (session) Path   a temp dir (0755) that the postgres user can traverse
-  pkis            (session) PkiFactory  .get(shape, key_type, hosts=, db_user=, tag=) -> Pki (cached,
-                            do not modify) / .fresh(...) -> Pki of your own
-  cluster         (session) Cluster  one running cluster on 127.0.0.1:cluster.port, role `kong`
-                            with password DEFAULT_PASSWORD. cluster.apply(pki, auth=, edition=, min_tls=,
-                            hba_args=) renders and reloads; .sql(), .ensure_role(), .reload(), .restart(),
-                            .stop()/.start(), .log_mark()/.log_since()/.wait_log(), .write_config(...)
-  new_cluster     (function) factory -> a Cluster of your own (started, role kong), stopped afterwards;
-                            use it for tests that break a cluster
-  kong            (session) KongEquivalent  .connect(kong_conf_text, port=, user=, password=,
-                            database=, edition=) -> KongResult(ok, stage, message, ssl, client_dn, ...)
-  kong_client     (session) the same `kong.connect`, as a function
-  record          (function) record(case=, client=, expected=, observed=, column="") for the summary
+  realstack_base  (session) Path: our own temp dir (0755), traversable by the postgres user.
+  pkis            (session) PkiFactory
+                    .get(shape, key_type, hosts=, db_user=, tag=) -> Pki, cached: do not modify it
+                    .fresh(...) -> a Pki of your own (lifecycle tests change theirs)
+                  Pki: .dir .label .shape .key_type .manifest .state .hosts .trust_file .verify_depth
+                    .client_cert .client_key .cert_file(name) .key_file(name) .render(target, *args)
+                    .server_side_files() .issuing_ca()
+  cluster         (session) Cluster on 127.0.0.1:cluster.port, running, role `kong` with DEFAULT_PASSWORD.
+                    .apply(pki, auth=, edition=, min_tls=, user=, hba_args=, server=) -> Applied
+                        (renders with the CLI, installs files owned by postgres, reloads, checks it took)
+                    .configure(postgres_conf=, hba=, ident=)   hand-written files, reload or start
+                    .write_config(...)  files only   .reload()   .install_files(name, {file: path})
+                    .sql(q, params)  .ensure_role(name, password)  .start() .stop() .restart()
+                    .log_mark() .log_since(mark) .wait_log(mark, regex) .postmaster_log(mark)
+                  Broke it on purpose? Call .apply(...) again (it rewrites every file), or use new_cluster.
+  new_cluster     (function) factory -> a started Cluster of your own (role kong); destroyed afterwards.
+  kong            (session) KongEquivalent
+                    .connect(kong_conf_text, port=, user=, password=, database=, edition=) -> KongResult
+                        (ok only on AuthenticationOk; .stage .message .ssl .tls_version .client_dn .user
+                         .error_log .verify_error)
+  kong_client     (session) the same `kong.connect`, as a plain function.
+  record          (function) record(case=, client=, expected=, observed=, column=) adds a summary row.
 
-Helpers to import: tests.realstack.clients (libpq_connect, s_client, py313_connect, Refused),
-realstack.pkis (DB_NAME, DB_IP, mint_client, cli), realstack.pg (DEFAULT_PASSWORD, ClusterError).
-Every server is stopped by a finalizer, whatever the tests did.
+Helpers to import: .clients (libpq_connect -> SslRow | raises Refused, s_client -> SClientResult,
+py313_connect -> PyResult, skips without $PGKONGTLS_PY313), .pkis (DB_NAME, DB_IP, mint_client, cli,
+CliError), .pg (DEFAULT_PASSWORD, ClusterError), .kong (replace_setting, parse_kong_conf, translate).
+Every server is stopped by a finalizer, whatever the tests did; nginx also dies with pytest.
 """
 
 from __future__ import annotations
