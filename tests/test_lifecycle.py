@@ -286,7 +286,8 @@ def test_a_thousand_clients_are_one_commit_and_one_manifest(pki: Path, monkeypat
     m = manifest(pki)
     assert {e.name for e in change.done} == set(names) <= set(m.certificates)
     assert len({e.serial for e in change.done}) == 1000
-    assert render.ident_entries(m) == [("/^kong-node-[0-9]+$", "kong")]
+    assert ("/^kong-node-[0-9]+$", "kong") in render.ident_entries(m)
+    assert not any(cn.startswith("kong-node-") for cn, _ in render.ident_entries(m))  # one regex, not 1,000 lines
 
 
 # ---------------------------------------------------------------- files edited by hand
@@ -515,9 +516,11 @@ def test_render_postgres_adds_ssl_crl_file_once_a_crl_exists(pki: Path) -> None:
 
 def test_a_revoked_client_leaves_the_ident_map(pki: Path) -> None:
     ops.issue(pki, clients("kong-node-1", "kong-node-2", "edge"), now=NOW)
-    assert render.ident_entries(manifest(pki)) == [("edge", "kong"), ("kong-node-1", "kong"), ("kong-node-2", "kong")]
+    before = render.ident_entries(manifest(pki))
+    assert {("edge", "kong"), ("kong-node-1", "kong"), ("kong-node-2", "kong")} <= set(before)
     ops.revoke(pki, ["edge"], now=NOW)
-    assert render.ident_entries(manifest(pki)) == [("/^kong-node-[0-9]+$", "kong")]
+    after = render.ident_entries(manifest(pki))
+    assert ("/^kong-node-[0-9]+$", "kong") in after and not any(s in ("edge", "kong-node-1") for s, _ in after)
 
 
 @pytest.mark.parametrize(("names", "message"), [
