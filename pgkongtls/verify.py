@@ -725,12 +725,12 @@ def check_hba(v: VerifyInput, *, user: str, database: str, edition: str, client_
             if not _map_allows(v.ident[1], map_name, cn, user):
                 out.append(Finding("client-cn", ERROR, v.ident[0],
                                    f"map {map_name!r} does not map the client CN {cn!r} to {user!r}: PostgreSQL "
-                                   f"answers \"certificate authentication failed for user \\\"{user}\\\"\"",
-                                   "append the map line from pgkongtls render ident"))
+                                   f"answers 'certificate authentication failed for user \"{user}\"'",
+                                   f"add the line '{map_name} {cn} {user}' to pg_ident.conf and reload"))
         elif cn != user:
             out.append(Finding("client-cn", ERROR, path,
                                f"the client CN {cn!r} is not the user {user!r} and {text} has no map=: PostgreSQL "
-                               f"answers \"certificate authentication failed for user \\\"{user}\\\"\"",
+                               f"answers 'certificate authentication failed for user \"{user}\"'",
                                "add map=pgkongtls and a pg_ident.conf line (pgkongtls render hba/ident)"))
     return out
 

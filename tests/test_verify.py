@@ -514,6 +514,16 @@ def test_hba_needs_kong_to_send_a_certificate() -> None:
     assert hba_findings("hostssl all all all cert\n", kong_sends_cert=False) == ["kong-no-client-cert"]
 
 
+def test_client_cn_message_names_the_server_error_and_the_map_line() -> None:
+    data = VerifyInput(hba=("pg_hba.conf", tuple(confparse.parse_hba("hostssl all kong all cert map=m\n"))),
+                       ident=("pg_ident.conf", tuple(confparse.parse_ident("m /^kong-node-[0-9]+$ kong\n"))))
+    [f] = v.check_hba(data, user="kong", database="kong", edition="enterprise", client_cns=["kong"],
+                      kong_sends_cert=True)
+    assert f.message == ("map 'm' does not map the client CN 'kong' to 'kong': PostgreSQL answers 'certificate "
+                         "authentication failed for user \"kong\"'")
+    assert f.fix == "add the line 'm kong kong' to pg_ident.conf and reload" and f.file == "pg_ident.conf"
+
+
 def test_client_cn_against_the_user_and_the_map() -> None:
     assert hba_findings("hostssl all all all cert\n", cns=("kong-node-1",)) == ["client-cn"]
     mapped = "hostssl all all all cert map=pgkongtls\n"
