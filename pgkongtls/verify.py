@@ -836,6 +836,7 @@ def check_kong(kong: KongInput, *, edition: str, server_sent: list[x509.Certific
 
 
 def _client_files(v: VerifyInput) -> list[CertFile]:
+    """Kong's pg_ssl_cert when it can be read, else the PKI's client certificates."""
     if v.kong is not None and isinstance(v.kong.cert, CertFile):
         return [v.kong.cert]
     if v.pki is not None:

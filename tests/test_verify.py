@@ -637,3 +637,16 @@ def test_kong_parser_comments_and_escapes() -> None:
     got = confparse.parse_kong_conf("# c\npg_password = a\\#b # comment\nlua_ssl_trusted_certificate = system, /x \n")
     assert got["pg_password"].value == "a#b"
     assert confparse.kong_list(got["lua_ssl_trusted_certificate"].value) == ["system", "/x"]
+
+
+def test_manifest_crl_is_checked_at_every_level(pki: Path) -> None:
+    """A CRL written by `pgkongtls crl` is current now and expired after its nextUpdate (90 days)."""
+    ops.refresh_crl(pki)
+    assert check_dir(pki) == []
+    later = [f for f in check_dir(pki, now=utcnow() + dt.timedelta(days=100)) if f.id.startswith("crl")]
+    assert {(f.id, Path(f.file).name) for f in later} == {("crl-expired", "crl.pem")}
+    assert len(later) == 2  # the intermediate's CRL and the root's
+    crl = inputs.load_pki_dir(pki).crl
+    assert isinstance(crl, inputs.CrlFile)
+    Path(crl.path).unlink()
+    assert ("file-missing", "crl.pem") in ids(check_dir(pki))
