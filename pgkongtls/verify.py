@@ -522,7 +522,8 @@ def check_crls(
     judged: set[x509.Name] = set()
     for i, cert in enumerate(chain):
         issuer = chain[i + 1] if i + 1 < len(chain) else cert
-        mine = [c for c in crls.crls if c.issuer == cert.issuer and c.is_signature_valid(issuer.public_key())]
+        signer = issuer.public_key()
+        mine = [c for c in crls.crls if c.issuer == cert.issuer and c.is_signature_valid(signer)]  # type: ignore[arg-type]
         if issuer.subject in judged:  # the root's own level is the same CRL as the level below it
             continue
         judged.add(issuer.subject)
