@@ -217,11 +217,19 @@ def _ident_regex(cns: list[str]) -> str | None:
 
 
 def ident_entries(m: Manifest, db_user: str | None = None) -> list[tuple[str, str]]:
-    """(system name, role) pairs for map `pgkongtls`: a regex for a numbered fleet, else one per CN."""
+    """(system name, role) pairs for map `pgkongtls`: a regex for a numbered fleet, else one per CN.
+
+    With `map=` PostgreSQL admits only mapped CNs, so a certificate whose CN *is*
+    the role gets its own identity line once any other CN needs the map.
+    """
     user = db_user or m.db_user
-    others = [cn for cn in client_cns(m) if cn != user]
+    cns = client_cns(m)
+    others = [cn for cn in cns if cn != user]
+    if not others:
+        return []
     regex = _ident_regex(others)
-    return [(regex, user)] if regex else [(cn, user) for cn in others]
+    entries = [(regex, user)] if regex else [(cn, user) for cn in others]
+    return entries + ([(user, user)] if user in cns else [])
 
 
 def render_ident(m: Manifest, *, user: str | None = None) -> str:

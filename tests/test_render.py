@@ -144,18 +144,26 @@ def test_ident_regex_for_a_numbered_fleet(inter: Manifest) -> None:
     m = with_clients(inter, "kong-node-1", "kong-node-2", "kong-node-3")
     assert body(render.render_ident(m)) == (
         "# MAPNAME   SYSTEM-USERNAME (certificate CN)   PG-USERNAME\n"
-        "pgkongtls /^kong-node-[0-9]+$ kong\n")
+        "pgkongtls /^kong-node-[0-9]+$ kong\n"
+        "pgkongtls kong kong\n")
 
 
 def test_ident_lists_unrelated_cns_and_skips_revoked(inter: Manifest) -> None:
     m = with_clients(inter, "gateway-a", "edge.b", "old-one")
     m = m.with_cert(replace(m.certificates["node2"], revoked="2026-11-01T00:00:00Z"))
-    assert body(render.render_ident(m)).splitlines()[1:] == ["pgkongtls edge.b kong", "pgkongtls gateway-a kong"]
+    assert body(render.render_ident(m)).splitlines()[1:] == [
+        "pgkongtls edge.b kong", "pgkongtls gateway-a kong", "pgkongtls kong kong"]
 
 
 def test_ident_regex_escapes_the_prefix(inter: Manifest) -> None:
     m = with_clients(inter, "kong.node1", "kong.node2")
     assert body(render.render_ident(m)).splitlines()[1] == "pgkongtls /^kong\\.node[0-9]+$ kong"
+
+
+def test_ident_drops_the_identity_line_when_the_user_cn_is_revoked(inter: Manifest) -> None:
+    m = with_clients(inter, "kong-node-1")
+    m = m.with_cert(replace(m.certificates["client"], revoked="2026-11-01T00:00:00Z"))
+    assert body(render.render_ident(m)).splitlines()[1:] == ["pgkongtls kong-node-1 kong"]
 
 
 def test_kong_enterprise_intermediate(inter: Manifest) -> None:

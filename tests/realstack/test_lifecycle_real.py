@@ -125,9 +125,6 @@ def test_a_revoked_node_is_refused_after_reload_and_the_others_still_connect(
         assert res.ok, res  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, raises=Refused, reason=(
-    "render.ident_entries leaves out the CN that equals the db user once map=pgkongtls is rendered, and with "
-    "map= PostgreSQL admits only mapped CNs: init's client.crt (CN kong) is locked out (render.py, reported)"))
 def test_the_original_client_still_connects_once_node_certificates_are_mapped(
         fleet: Pki, cluster: Cluster) -> None:
     applied = cluster.apply(fleet, auth="cert")
