@@ -128,7 +128,7 @@ def render_postgres(m: Manifest, files: Files, *, min_tls: str = "TLSv1.2") -> s
     lines = _header(m, "PostgreSQL TLS settings", "include it from postgresql.conf, or append it there, then: SELECT pg_reload_conf();")
     lines += [
         "#",
-        f"# The key must be owned by the postgres user with mode 0600, or by root:postgres with mode 0640:",
+        "# The key must be owned by the postgres user with mode 0600, or by root:postgres with mode 0640:",
         f"#   chown postgres:postgres {key} && chmod 0600 {key}",
         f"#   (or: chown root:postgres {key} && chmod 0640 {key})",
         "",

@@ -84,7 +84,7 @@ def test_rsa_leaves_add_key_encipherment(rsa_chain: dict[str, certs.Issued]) -> 
 
 def test_ski_on_every_cert_and_aki_matches_issuer_ski(ec_chain: dict[str, certs.Issued]) -> None:
     issuer_of = {"intermediate": "root", "server": "intermediate", "client": "intermediate"}
-    for role, issued in ec_chain.items():
+    for issued in ec_chain.values():
         ski = ext(issued.cert, ExtensionOID.SUBJECT_KEY_IDENTIFIER)
         assert ski.critical is False
         assert ski.value.digest == x509.SubjectKeyIdentifier.from_public_key(issued.key.public_key()).digest
