@@ -159,10 +159,11 @@ def _plain(name: str, where: str) -> str:
 def verify_files(m: Manifest, read: Reader) -> dict[str, x509.Certificate]:
     """Every certificate file must still be what the manifest recorded: refuse hand edits.
 
-    Returns the certificates by name. Extra certificates in a leaf file (the
-    bundled intermediate) must be CAs of this PKI, and chain.crt must be the CAs.
+    Returns the certificates by name. A leaf file holds exactly its certificate
+    plus the bundled intermediate (when init bundled), and chain.crt the CAs.
     """
-    ca_prints = {e.sha256 for e in m.certificates.values() if e.role in CA_LEVELS}
+    inter = m.certificates.get("intermediate")
+    bundled = [inter.sha256] if m.bundle and m.mode == "ca" and inter is not None else []
     out: dict[str, x509.Certificate] = {}
     for e in m.certificates.values():
         _plain(e.file, f"certificates.{e.name}.file")
@@ -172,7 +173,7 @@ def verify_files(m: Manifest, read: Reader) -> dict[str, x509.Certificate]:
             continue  # an archived revoked certificate: the CRL needs only its serial
         found = _load_certs(e.file, data)
         got = fingerprint(found[0])
-        if got != e.sha256 or not {fingerprint(c) for c in found[1:]} <= ca_prints:
+        if got != e.sha256 or [fingerprint(c) for c in found[1:]] != (bundled if e.role in LEAF_ROLES else []):
             raise StateError(
                 f"{e.file} differs from what {MANIFEST_NAME} recorded (edited by hand?); restore the file pgkongtls wrote"
             )
@@ -193,9 +194,12 @@ def _load_certs(file: str, data: bytes | None) -> list[x509.Certificate]:
     if data is None:
         raise StateError(f"{file} is missing; restore it or re-create the PKI with pgkongtls init --force")
     try:
-        return x509.load_pem_x509_certificates(data)
+        found = x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise StateError(f"{file} is not a PEM certificate any more (edited by hand?); restore the file pgkongtls wrote") from None
+        found = []
+    if not found or len(found) != data.count(b"-----BEGIN"):  # a cut-off last block parses as absent
+        raise StateError(f"{file} is not a PEM certificate any more (edited by hand?); restore the file pgkongtls wrote")
+    return found
 
 
 def load_key(data: bytes | None, file: str, passphrase: bytes | None) -> PrivateKey:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from pgkongtls import KEY_TYPES
 from pgkongtls.errors import StateError
 
 if TYPE_CHECKING:  # cryptography is imported where it is used, so `render` never loads it
@@ -21,6 +23,9 @@ FORMAT = 1
 MODES = ("ca", "self-signed")
 CHAINS = ("intermediate", "root")
 ROLES = ("root", "intermediate", "server", "client")
+#: RFC 5280 CRLReason names `revoke --reason` stores (lifecycle.REASONS maps them to cryptography's flags).
+REVOCATION_REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
+                      "privilegeWithdrawn")
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,30 @@ def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
     return value
 
 
+_HEX = re.compile(r"[0-9a-f]{1,40}")
+#: A plain file name inside the PKI directory: no '/', no leading '.', so never '..'.
+_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,254}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def _well_formed(value: str | None, shape: re.Pattern[str], where: str) -> None:
+    """Serials go into .bak file names and timestamps are parsed later: check them here, in one line."""
+    if value is None:
+        return
+    try:
+        ok = bool(shape.fullmatch(value)) and (shape is not _TIME or bool(parse_iso(value)))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise StateError(f"{MANIFEST_NAME}: {where} {value!r} is malformed; re-create it with pgkongtls init --force")
+
+
+def _plain_name(value: str | None, where: str) -> None:
+    """Every command joins these to the PKI directory: refuse anything that could leave it."""
+    if value is not None and not _FILE.fullmatch(value):
+        raise StateError(f"{MANIFEST_NAME}: {where} {value!r} is not a plain file name; restore the manifest")
+
+
 def loads(text: str) -> Manifest:
     """Parse and validate; every problem is one StateError line naming the field."""
     try:
@@ -167,6 +196,14 @@ def loads(text: str) -> Manifest:
         )
         if entry.role not in ROLES or entry.name != name or not all(isinstance(s, str) for s in entry.sans):
             raise StateError(f"{MANIFEST_NAME}: {where} is inconsistent; re-create it with pgkongtls init --force")
+        _well_formed(entry.serial, _HEX, f"{where}.serial")
+        _plain_name(entry.file, f"{where}.file")
+        _plain_name(entry.key_file, f"{where}.key_file")
+        for key in ("not_before", "not_after", "revoked"):
+            _well_formed(getattr(entry, key), _TIME, f"{where}.{key}")
+        if entry.revocation_reason not in (None, *REVOCATION_REASONS):
+            raise StateError(f"{MANIFEST_NAME}: {where}.revocation_reason {entry.revocation_reason!r} is malformed; "
+                             "re-create it with pgkongtls init --force")
         certs[name] = entry
     m = Manifest(
         mode=_need(data, "mode", str, "manifest"), chain=_need(data, "chain", (str, type(None)), "manifest"),
@@ -175,6 +212,10 @@ def loads(text: str) -> Manifest:
         certificates=certs, crl_file=_need(data, "crl_file", (str, type(None)), "manifest"),
         crl_next_update=_need(data, "crl_next_update", (str, type(None)), "manifest"),
     )
+    if not all(isinstance(h, str) for h in m.hosts) or m.key_type not in KEY_TYPES:
+        raise StateError(f"{MANIFEST_NAME}: manifest.hosts or key_type is malformed; re-create it with pgkongtls init --force")
+    _well_formed(m.crl_next_update, _TIME, "manifest.crl_next_update")
+    _plain_name(m.crl_file, "crl_file")
     if m.mode not in MODES or (m.mode == "ca" and m.chain not in CHAINS):
         raise StateError(f"{MANIFEST_NAME}: unknown mode or chain; re-create it with pgkongtls init --force")
     needed = {"ca": ["root", "server", "client"] + (["intermediate"] if m.chain == "intermediate" else []),
