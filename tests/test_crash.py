@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import stat
 import subprocess
+import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,7 @@ INIT_FILES = ("root.crt", "root.key", "intermediate.crt", "intermediate.key", "s
 STEPS = [f"write:{n}" for n in INIT_FILES] + ["staged", "swapped"]
 
 Tree = dict[str, tuple[int, bytes | None]]
+BACKUP = re.compile(r"(.+)\.[0-9a-f]+\.bak")
 
 
 def run(args: list[str], cwd: Path, fail_at: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,7 +73,10 @@ def assert_complete(pki: Path) -> Manifest:
         expected.add("chain.crt")
     if m.crl_file:
         expected.add(m.crl_file)
-    assert set(os.listdir(pki)) == expected
+    present = set(os.listdir(pki))
+    # renew keeps the old files as NAME.crt.<serial>.bak beside the manifest's; nothing else may be extra
+    backups = {n for n in present - expected if BACKUP.fullmatch(n) and BACKUP.fullmatch(n).group(1) in expected}
+    assert present - backups == expected
     for e in m.certificates.values():
         cert = x509.load_pem_x509_certificates((pki / e.file).read_bytes())[0]
         assert fingerprint(cert) == e.sha256, e.file
@@ -226,3 +233,101 @@ def test_init_force_killed_at_a_random_moment_is_before_or_complete(
     rng = random.Random(seed)
     delay = rng.uniform(0, 2 * commit_moment) if seed < 3 else commit_moment + rng.uniform(-0.012, 0.006)
     kill_trial(tmp_path / "w", max(delay, 0.0))
+
+
+# ------------------------------------------------------------------ issue, renew, revoke
+
+@pytest.fixture
+def grown(tmp_path: Path) -> tuple[Path, Tree]:
+    """A PKI with one extra client, n1, for the lifecycle commands to work on."""
+    pki = tmp_path / "pki"
+    ops.init(pki, InitOptions())
+    assert run(["issue", "client", "--dir", "pki", "--name", "n1"], tmp_path).returncode == 0
+    return pki, tree(pki)
+
+
+def issued(m: Manifest) -> bool:
+    return "c1" in m.certificates
+
+
+def renewed(before: Manifest) -> Callable[[Manifest], bool]:
+    return lambda m: m.certificates["n1"].serial != before.certificates["n1"].serial
+
+
+def revoked(m: Manifest) -> bool:
+    return m.certificates["n1"].revoked is not None and m.crl_file is not None
+
+
+#: command, its own file steps, how to tell it took effect, what a repeat says once it has
+LIFECYCLE = {
+    "issue": (["issue", "client", "--dir", "pki", "--name", "c1"], ["c1.crt", "c1.key"],
+              "c1 already exists in this PKI; pass --force to replace it, or renew it"),
+    "renew": (["renew", "--dir", "pki", "n1"], ["n1.crt", "n1.key"], None),
+    "revoke": (["revoke", "--dir", "pki", "n1"], ["crl.pem"], "n1 is already revoked (since {day}); "
+                                                             "pgkongtls crl re-signs the CRL"),
+}
+LIFECYCLE_STEPS = [(cmd, step) for cmd, (_, files, _) in LIFECYCLE.items()
+                   for step in [*(f"write:{f}" for f in files), f"write:{MANIFEST_NAME}", "staged", "swapped"]]
+
+
+@pytest.mark.parametrize(("command", "step"), LIFECYCLE_STEPS, ids=[f"{c}-{s}" for c, s in LIFECYCLE_STEPS])
+def test_lifecycle_killed_at_each_step_keeps_manifest_and_files_in_agreement(
+    command: str, step: str, grown: tuple[Path, Tree],
+) -> None:
+    pki, before = grown
+    args, _, repeat = LIFECYCLE[command]
+    old = loads((pki / MANIFEST_NAME).read_text())
+    took_effect = {"issue": issued, "renew": renewed(old), "revoke": revoked}[command]
+    proc = run(args, pki.parent, fail_at=f"{step}:kill")
+    assert proc.returncode == -signal.SIGKILL
+    outcome = assert_before_or_complete(pki, before)
+    assert outcome == ("complete" if step == "swapped" else "before")
+    if outcome == "complete":
+        assert took_effect(assert_complete(pki))
+    assert_no_loose_keys(pki.parent)
+
+    again = run(args, pki.parent)
+    if outcome == "complete" and repeat is not None:
+        since = loads((pki / MANIFEST_NAME).read_text()).certificates["n1"].revoked or ""
+        assert_one_error_line(again, repeat.format(day=since[:10]))
+    else:
+        assert again.returncode == 0, again.stderr
+    assert took_effect(assert_complete(pki))
+    assert stages(pki.parent) == []
+    assert_no_loose_keys(pki.parent)
+
+
+@pytest.mark.parametrize("command", list(LIFECYCLE))
+def test_lifecycle_failing_before_the_swap_says_one_line_and_changes_nothing(
+    command: str, grown: tuple[Path, Tree],
+) -> None:
+    pki, before = grown
+    proc = run(LIFECYCLE[command][0], pki.parent, fail_at="staged")
+    assert_one_error_line(proc, "injected failure at staged")
+    assert tree(pki) == before
+    assert stages(pki.parent) == []
+
+
+FLEET = [f"--name=f{i:03d}" for i in range(60)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_issue_of_a_fleet_killed_at_a_random_moment_is_before_or_complete(
+    seed: int, grown: tuple[Path, Tree],
+) -> None:
+    """60 names widen the write window; the delays spread from start-up to past the commit."""
+    pki, before = grown
+    t0 = time.perf_counter()
+    probe = pki.parent / "probe"
+    shutil.copytree(pki, probe)
+    assert run(["issue", "client", "--dir", "probe", *FLEET], pki.parent).returncode == 0
+    duration = time.perf_counter() - t0
+    shutil.rmtree(probe)
+    kill_after(["issue", "client", "--dir", "pki", *FLEET], pki.parent, random.Random(seed).uniform(0.5, 1.1) * duration)
+    if assert_before_or_complete(pki, before) == "complete":
+        assert all(f"f{i:03d}" in assert_complete(pki).certificates for i in range(60))
+    assert_no_loose_keys(pki.parent)
+    again = run(["issue", "client", "--dir", "pki", "--force", *FLEET], pki.parent)
+    assert again.returncode == 0, again.stderr
+    assert_complete(pki)
+    assert stages(pki.parent) == []
