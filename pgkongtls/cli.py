@@ -20,8 +20,26 @@ if TYPE_CHECKING:
 
 
 
+#: Commands defined in other modules, imported only when one of them runs or help lists them,
+#: so `init` and `render` don't pay for them.
+LAZY_COMMANDS = {
+    "issue": "cli_lifecycle", "renew": "cli_lifecycle", "revoke": "cli_lifecycle", "crl": "cli_lifecycle",
+    "status": "cli_lifecycle", "verify": "cli_doctor", "probe": "cli_doctor",
+}
+
+
 class Cli(click.Group):
     """Turns every library error into one `Error: ...` line and a non-zero exit."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            importlib.import_module(f"pgkongtls.{LAZY_COMMANDS[cmd_name]}")  # registers it on `main`
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
 
     def invoke(self, ctx: click.Context) -> Any:
         from pgkongtls.errors import PgkError
@@ -239,10 +257,6 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     console = stderr_console()
     for name in out:
         console.print(f"wrote {write_dir / name}")
-
-
-from pgkongtls import cli_lifecycle  # noqa: E402,F401  (registers issue, renew, revoke, crl, status)
-from pgkongtls import cli_doctor  # noqa: E402,F401  (registers verify, probe)
 
 
 def run() -> None:

@@ -56,6 +56,27 @@ def test_help_and_version_import_neither_rich_nor_cryptography(flag: str, tmp_pa
     assert loaded(mods, "rich", "cryptography") == []
 
 
+@pytest.mark.parametrize("args", [["--version"], ["render", "kong"], ["init", "--out", "fresh"]])
+def test_commands_load_no_other_commands_modules(args: list[str], pki_dir: Path) -> None:
+    if args[0] == "render":
+        args = [*args, "--dir", str(pki_dir)]
+    mods, proc = imported(*args, cwd=pki_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert loaded(mods, "pgkongtls.cli_lifecycle", "pgkongtls.cli_doctor") == []
+
+
+def test_lazy_command_table_names_exactly_what_those_modules_register() -> None:
+    import importlib
+
+    from pgkongtls import cli
+
+    core = set(cli.main.commands) - set(cli.LAZY_COMMANDS)
+    for module in set(cli.LAZY_COMMANDS.values()):
+        importlib.import_module(f"pgkongtls.{module}")
+    assert set(cli.main.commands) == core | set(cli.LAZY_COMMANDS)
+    assert core == {"init", "self-signed", "render"}
+
+
 @pytest.mark.parametrize("target", ["kong", "postgres", "hba"])
 def test_render_imports_no_rich_and_no_key_generation(target: str, pki_dir: Path) -> None:
     mods, proc = imported("render", target, "--dir", str(pki_dir), cwd=pki_dir.parent)
