@@ -89,23 +89,37 @@ def print_manifest_json(m: Manifest) -> None:
 
 
 def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
-    """What was written, for people, on stderr."""
+    """What was written, for people, on stderr: a rich table on a terminal, plain lines otherwise."""
+    rows: list[tuple[str, str, str, str]] = []
+    for e in m.certificates.values():
+        rows.append((e.file, e.role, e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else ""), e.not_after[:10]))
+        rows.append((e.key_file, "key (0600)", "", ""))
+    if m.mode == "ca":
+        rows.append(("chain.crt", "CA chain", "intermediate + root" if m.chain == "intermediate" else "root", ""))
+    title = f"PKI written to {out}"
+    if not sys.stderr.isatty():
+        # A log, CI or a script: rich would only add box lines here, and its import is a fifth
+        # of an ECDSA init's wall time (bench/init_vs_openssl.py).
+        width = [max(len(r[i].replace("\n", "; ")) for r in rows) for i in range(3)]
+        click.echo(title, err=True)
+        for row in rows:
+            cells = [c.replace("\n", "; ").ljust(w) for c, w in zip(row, width)] + [row[3]]
+            click.echo(("  " + "  ".join(cells)).rstrip(), err=True)
+        for step in next_steps:
+            click.echo(f"next: {step}", err=True)
+        return
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"PKI written to {out}", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for col in ("file", "role", "subject / SANs", "expires"):
         table.add_column(col)
-    for e in m.certificates.values():
-        who = e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else "")
-        table.add_row(escape(e.file), e.role, escape(who), e.not_after[:10])
-        table.add_row(escape(e.key_file), "key (0600)", "", "")
-    if m.mode == "ca":
-        table.add_row("chain.crt", "CA chain", "intermediate + root" if m.chain == "intermediate" else "root", "")
+    for file, role, who, expires in rows:
+        table.add_row(escape(file), role, escape(who), expires)
     console = stderr_console()
     console.print(table)
     for step in next_steps:
-        console.print(f"next: {step}")
+        console.print(f"next: {escape(step)}")
 
 
 @main.command()

@@ -1,19 +1,22 @@
 """Start-up hygiene: what each command imports (python -X importtime), not how long it takes.
 
 `--help` and `--version` must not load rich or cryptography; `render` must not load
-rich or anything that generates keys. Speed itself is measured in bench/, never here.
+rich or anything that generates keys; `init` loads rich only to draw its table on a
+terminal. Speed itself is measured in bench/, never here.
 """
 
 from __future__ import annotations
 
 import os
+import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pgkongtls import ops
+from pgkongtls import fsio, ops
 from pgkongtls.pki import InitOptions
 
 #: Modules that generate keys or mint certificates.
@@ -23,13 +26,32 @@ KEYGEN = (
 )
 
 
-def imported(*args: str, cwd: Path) -> tuple[set[str], subprocess.CompletedProcess[str]]:
-    """Run `python -X importtime -m pgkongtls ARGS`; return every module it imported."""
+def imported(*args: str, cwd: Path, tty: bool = False) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """Run `python -X importtime -m pgkongtls ARGS`; return every module it imported.
+
+    With `tty`, stderr (where importtime writes too) is a pseudo-terminal, as for a person.
+    """
     env = {k: v for k, v in os.environ.items() if k != "PGKONGTLS_TEST_FAIL_AT"}
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "pgkongtls", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
-    )
+    argv = [sys.executable, "-X", "importtime", "-m", "pgkongtls", *args]
+    if tty:
+        master, slave = pty.openpty()
+        child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=slave, text=True)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(master)
+        out = child.communicate(timeout=60)[0]
+        err = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+        proc = subprocess.CompletedProcess(argv, child.returncode, out, err)
+    else:
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
     mods = {
         line.rsplit("|", 1)[1].strip()
         for line in proc.stderr.splitlines() if line.startswith("import time:") and "|" in line
@@ -85,9 +107,33 @@ def test_render_imports_no_rich_and_no_key_generation(target: str, pki_dir: Path
     assert loaded(mods, "rich", *KEYGEN) == []
 
 
-def test_init_does_import_rich_and_key_generation(tmp_path: Path) -> None:
+def test_init_on_a_terminal_does_import_rich_and_key_generation(tmp_path: Path) -> None:
     """The twin: proves the import scan sees what a command really loads."""
-    mods, proc = imported("init", "--out", str(tmp_path / "pki"), cwd=tmp_path)
+    mods, proc = imported("init", "--out", str(tmp_path / "pki"), cwd=tmp_path, tty=True)
     assert proc.returncode == 0, proc.stderr
     assert "rich.console" in mods
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", proc.stderr)  # rich styles the title on a terminal
+    assert "PKI written to" in shown and "┃ file" in shown
     assert set(loaded(mods, *KEYGEN)) >= {"pgkongtls.certs", "cryptography.hazmat.primitives.asymmetric.ec"}
+
+
+def test_init_into_a_log_prints_plain_lines_without_rich(tmp_path: Path) -> None:
+    mods, proc = imported("init", "--out", "pki", "--db-host", "db.internal", "--db-host", "10.0.0.5",
+                          "--root-cn", "R", "--intermediate-cn", "I", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert loaded(mods, "rich") == []
+    expires = {e.name: e.not_after[:10] for e in fsio.load_manifest(tmp_path / "pki").certificates.values()}
+    summary = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert summary == [
+        "PKI written to pki",
+        f"  root.crt          root          R                                        {expires['root']}",
+        "  root.key          key (0600)",
+        f"  intermediate.crt  intermediate  I                                        {expires['intermediate']}",
+        "  intermediate.key  key (0600)",
+        f"  server.crt        server        db.internal; SAN: db.internal, 10.0.0.5  {expires['server']}",
+        "  server.key        key (0600)",
+        f"  client.crt        client        kong                                     {expires['client']}",
+        "  client.key        key (0600)",
+        "  chain.crt         CA chain      intermediate + root",
+        "next: pgkongtls render all --dir pki --write pki-config",
+    ]
