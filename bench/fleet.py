@@ -95,7 +95,7 @@ def profile_issue(pki: Path, count: int, key_type: str | None) -> None:
     wanted = {
         "generate_key": "key generation", "_build": "build + sign certificate", "self_check": "self-check (verify)",
         "entry_for": "manifest entry", "cert_pem": "PEM certificate", "key_pem": "PEM key",
-        "dumps": "manifest JSON", "_fill_stage": "stage files (write + fsync)", "fsync": "  of which fsync",
+        "dumps": "manifest JSON", "_fill_stage": "stage files (write + sync)", "_sync_stage": "  of which sync (syncfs)",
         "commit": "commit (stage + swap)", "verify_files": "read + check existing PKI",
     }
     rows: dict[str, float] = {}
