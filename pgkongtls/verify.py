@@ -746,6 +746,11 @@ def kong_depth(kong: KongInput) -> int | None:
     return int(raw.value) if raw.value.isdigit() else None
 
 
+def _quoted(value: str) -> bool:
+    """kong.conf keeps quotes in values: a quoted path names a file that does not exist."""
+    return len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]
+
+
 def check_kong(kong: KongInput, *, edition: str, server_sent: list[x509.Certificate], now: dt.datetime,
                seen: _Seen, warn_days: int) -> list[Finding]:
     out: list[Finding] = []
@@ -780,7 +785,7 @@ def check_kong(kong: KongInput, *, edition: str, server_sent: list[x509.Certific
                                "lua_ssl_trusted_certificate lists system, but this host has no system CA bundle: "
                                "Kong drops the entry silently", "install ca-certificates, or remove system"))
         elif isinstance(t.loaded, Missing):
-            quoted = t.entry[:1] in "'\"" and t.entry[-1:] == t.entry[:1]
+            quoted = _quoted(t.entry)
             out.append(Finding("kong-trust-file", ERROR, path,
                                f"lua_ssl_trusted_certificate names {t.entry}, which does not exist"
                                + (": Kong keeps the quotes as part of the path" if quoted else ""),
@@ -812,7 +817,7 @@ def check_kong(kong: KongInput, *, edition: str, server_sent: list[x509.Certific
                            f"set {missing_key} too, or remove both"))
     for key_name, ref in (("pg_ssl_cert", kong.cert), ("pg_ssl_cert_key", kong.key)):
         if isinstance(ref, Missing):
-            quoted = ref.path[:1] in "'\"" and ref.path[-1:] == ref.path[:1]
+            quoted = _quoted(ref.path)
             out.append(Finding("kong-file-missing", ERROR, path,
                                f"{key_name}: no such file at {ref.path}"
                                + (" (Kong keeps the quotes as part of the path)" if quoted else ""),

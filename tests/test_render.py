@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from dataclasses import replace
@@ -13,6 +12,8 @@ import pytest
 from pgkongtls import render
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, loads
+
+from .consumer_parsers import kong_settings, pg_settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FILES = render.Files(pg_dir="/etc/postgresql/ssl", kong_dir="/etc/kong/ssl")
@@ -229,24 +230,6 @@ def test_libpq_conninfo(inter: Manifest) -> None:
 
 # --- parsing the output the way the consumers do -------------------------------------------------
 
-PG_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?\s*('(?:[^'\\]|''|\\.)*'|[^\s#']+)\s*(#.*)?$")
-
-
-def postgres_settings(text: str) -> dict[str, str]:
-    """guc-file.l's grammar, reduced: name [=] value, '#' comments, quoted strings with '' and \\ escapes."""
-    out = {}
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        mt = PG_LINE.match(line)
-        assert mt, f"PostgreSQL would not parse: {line!r}"
-        value = mt.group(2)
-        if value.startswith("'"):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1].replace("''", "'"))
-        out[mt.group(1)] = value
-    return out
-
-
 @pytest.fixture(scope="module")
 def known_gucs() -> dict[str, str]:
     postgres = shutil.which("postgres") or "/usr/lib/postgresql/15/bin/postgres"
@@ -259,7 +242,7 @@ def known_gucs() -> dict[str, str]:
 @pytest.mark.parametrize("shape", ["intermediate", "root", "self-signed"])
 def test_postgres_snippet_parses_to_known_settings(shape: str, known_gucs: dict[str, str]) -> None:
     m = replace(manifest(shape), crl_file="crl.pem")
-    settings = postgres_settings(render.render_postgres(m, FILES))
+    settings = dict(pg_settings(render.render_postgres(m, FILES)))
     assert set(settings) == {"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file",
                              "ssl_min_protocol_version"}
     for key, value in settings.items():
@@ -277,22 +260,10 @@ KONG_KEYS = {"pg_ssl": "bool", "pg_ssl_required": "bool", "pg_ssl_verify": "bool
              "lua_ssl_verify_depth": "int"}
 
 
-def kong_settings(text: str) -> dict[str, str]:
-    """Kong's conf_loader: `key = value`, '#' starts a comment, values are trimmed."""
-    out = {}
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            key, sep, value = line.partition("=")
-            assert sep, f"Kong would not parse: {line!r}"
-            out[key.strip()] = value.strip()
-    return out
-
-
 @pytest.mark.parametrize("shape", ["intermediate", "root", "self-signed"])
 @pytest.mark.parametrize("edition", ["enterprise", "oss"])
 def test_kong_snippet_parses_to_known_legal_settings(shape: str, edition: str) -> None:
-    settings = kong_settings(render.render_kong(manifest(shape), FILES, edition=edition))
+    settings = dict(kong_settings(render.render_kong(manifest(shape), FILES, edition=edition)))
     assert set(settings) <= set(KONG_KEYS)
     assert not (edition == "oss" and set(settings) & set(render.ENTERPRISE_ONLY))
     for key, value in settings.items():

@@ -21,20 +21,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgkongtls.inputs import SYSTEM_BUNDLES
+
 from .pg import HOST, free_port
 
 NGINX = "/usr/sbin/nginx"
 MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
 LUA_DIR = Path(__file__).resolve().parent
-#: Kong's search order for `system` (kong/tools/system.lua); the first one present wins.
-SYSTEM_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/tls/cacert.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-)
 #: Kong's defaults for the keys this client reads (FACTS.md, "Kong").
 DEFAULTS = {
     "pg_host": "127.0.0.1",
