@@ -29,7 +29,8 @@ from pathlib import Path
 from cryptography import x509
 
 from pgkongtls.errors import InputError, PgkError
-from pgkongtls.verify import fingerprint, libpq_host_check
+from pgkongtls.manifest import fingerprint, iso
+from pgkongtls.verify import libpq_host_check
 
 DEFAULT_PORT = 5432
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -96,7 +97,7 @@ class Presented:
         except x509.ExtensionNotFound:
             sans = ()
         return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(), sans=sans,
-                   not_after=cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"), sha256=fingerprint(cert))
+                   not_after=iso(cert.not_valid_after_utc), sha256=fingerprint(cert))
 
 
 @dataclass(frozen=True)

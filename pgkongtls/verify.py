@@ -28,19 +28,26 @@ from dataclasses import asdict, dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pgkongtls.confparse import HbaLine, IdentLine, Token, kong_bool
 from pgkongtls.inputs import (
-    Account, CertFile, CrlFile, KeyFile, KongInput, Missing, PgInput, PkiDir, PkiEntry, VerifyInput,
+    Account,
+    CertFile,
+    CrlFile,
+    KeyFile,
+    KongInput,
+    Missing,
+    PgInput,
+    PkiDir,
+    PkiEntry,
+    VerifyInput,
 )
+from pgkongtls.manifest import fingerprint
+from pgkongtls.render import ENTERPRISE_ONLY, KONG_DEFAULT_DEPTH
 
 ERROR = "error"
 WARNING = "warning"
-#: Kong Enterprise-only keys (FACTS.md); open-source Kong ignores them.
-ENTERPRISE_ONLY = ("pg_ssl_required", "pg_ssl_version", "pg_ssl_cert", "pg_ssl_cert_key")
-KONG_DEFAULT_DEPTH = 1
 KONG_DEFAULT_USER = "kong"
 KONG_DEFAULT_DATABASE = "kong"
 STRICT_WHO = "Python 3.13's default SSL context (asyncpg) and openssl verify -x509_strict reject it"
@@ -137,10 +144,6 @@ def public_der(key_or_cert: object) -> bytes:
 
     pub = key_or_cert.public_key()  # type: ignore[attr-defined]
     return pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
