@@ -281,6 +281,8 @@ def load_pki_dir(directory: Path) -> PkiDir:
     from pgkongtls import fsio
 
     base = str(directory)
+    if not directory.exists():
+        raise StateError(f"{directory} does not exist; pass the PKI directory")
     if not directory.is_dir():
         raise StateError(f"{directory} is not a directory; pass the PKI directory")
     if (directory / MANIFEST_NAME).exists():

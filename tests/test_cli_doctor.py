@@ -147,6 +147,9 @@ def test_verify_needs_something(tmp_path: Path) -> None:
                    "client.crt, ...); pass a PKI directory")
     one_error_line(run("verify", "--kong-conf", str(tmp_path / "kong.conf")),
                    f"{tmp_path / 'kong.conf'} does not exist; pass the path of the config file")
+    one_error_line(run("verify", str(tmp_path / "nope")), f"{tmp_path / 'nope'} does not exist; pass the PKI directory")
+    (tmp_path / "afile").write_text("x")
+    one_error_line(run("verify", str(tmp_path / "afile")), f"{tmp_path / 'afile'} is not a directory; pass the PKI directory")
 
 
 def test_verify_malformed_configs(tmp_path: Path) -> None:
