@@ -54,9 +54,10 @@ class Cli(click.Group):
 
 
 def stderr_console() -> Any:
+    """People's output. No emoji codes: a fingerprint such as ...:CD:... must not turn into a picture."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, emoji=False)
 
 
 def fail(message: str) -> NoReturn:
@@ -152,13 +153,13 @@ def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn
     Example:
       pgkongtls init --chain intermediate --db-host db.internal --db-host 10.0.0.5 --out pki
     """
-    from pgkongtls import ops
+    from pgkongtls import fsio, ops
     from pgkongtls.pki import InitOptions
 
     opts = InitOptions(chain=chain, hosts=db_hosts, db_user=db_user, root_cn=root_cn,
                        intermediate_cn=intermediate_cn, key_type=key_type, days_root=days_root,
                        days_intermediate=days_intermediate, days=days, bundle=bundle)
-    m = ops.init(out, opts, force=force, ca_passphrase=ops.read_passphrase(passphrase_file))
+    m = ops.init(out, opts, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file))
     if as_json:
         print_manifest_json(m)
     else:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pgkongtls.cli import main
+from pgkongtls.cli import main, stderr_console
 
 if TYPE_CHECKING:
     from pgkongtls.probe import ProbeReport
@@ -22,13 +22,6 @@ if TYPE_CHECKING:
 
 #: Same default as `status`: a certificate expiring within this many days is a warning.
 WARN_DAYS = 30
-
-
-def stderr_console() -> Any:
-    """No emoji codes: a fingerprint such as ...:CD:... must not turn into a picture."""
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, emoji=False)
 
 
 def print_findings(findings: list[Finding], what: str) -> None:

@@ -115,11 +115,11 @@ def issue_client(names: tuple[str, ...], cn: str | None, pki_dir: Path, days: in
       pgkongtls render ident --dir pki >> pg_ident.conf
       pgkongtls render hba --dir pki --auth cert >> pg_hba.conf
     """
-    from pgkongtls import ops
+    from pgkongtls import fsio, ops
     from pgkongtls.lifecycle import LeafRequest
 
     change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in names], days=days,
-                       key_type=key_type, force=force, ca_passphrase=ops.read_passphrase(passphrase_file))
+                       key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file))
     print_entries(f"issued in {pki_dir}", change.done)
     steps = [f"copy NAME.crt and NAME.key to each Kong node (pg_ssl_cert, pg_ssl_cert_key); "
              f"pgkongtls render kong --dir {pki_dir} --client NAME"]
@@ -144,11 +144,11 @@ def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, pki_dir: 
       pgkongtls issue server --dir pki --name replica-1 --db-host replica1.internal --db-host 10.0.0.6
       pgkongtls render postgres --dir pki --server replica-1 > replica1.conf
     """
-    from pgkongtls import ops
+    from pgkongtls import fsio, ops
     from pgkongtls.lifecycle import LeafRequest
 
     change = ops.issue(pki_dir, [LeafRequest(name=name, role="server", cn=cn, hosts=db_hosts)], days=days,
-                       key_type=key_type, force=force, ca_passphrase=ops.read_passphrase(passphrase_file))
+                       key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file))
     print_entries(f"issued in {pki_dir}", change.done)
     print_next([f"pgkongtls render postgres --dir {pki_dir} --server {name} for that server's postgresql.conf"])
 
@@ -174,12 +174,12 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
       pgkongtls renew --dir pki server
       pgkongtls renew --dir pki --expiring-within 30d
     """
-    from pgkongtls import ops
+    from pgkongtls import fsio, ops
     from pgkongtls.lifecycle import parse_window
 
     window = parse_window(expiring_within) if expiring_within is not None else None
     change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
-                       ca_passphrase=ops.read_passphrase(passphrase_file))
+                       ca_passphrase=fsio.read_passphrase(passphrase_file))
     if change is None:
         stderr_console().print(f"nothing expires within {expiring_within}; nothing renewed")
         return
@@ -212,10 +212,10 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
       pgkongtls render postgres --dir pki > conf.d/pgkongtls.conf   # now with ssl_crl_file
       psql -c 'SELECT pg_reload_conf()'
     """
-    from pgkongtls import ops
+    from pgkongtls import fsio, ops
 
     change = ops.revoke(pki_dir, list(names), reason=reason, crl_days=crl_days,
-                        ca_passphrase=ops.read_passphrase(passphrase_file))
+                        ca_passphrase=fsio.read_passphrase(passphrase_file))
     print_entries(f"revoked in {pki_dir}", change.done)
     _print_crl(pki_dir, change)
     for e in change.done:
@@ -247,9 +247,9 @@ def crl(pki_dir: Path, crl_days: int, passphrase_file: Path | None) -> None:
     Example:
       pgkongtls crl --dir pki --crl-days 90
     """
-    from pgkongtls import ops
+    from pgkongtls import fsio, ops
 
-    change = ops.refresh_crl(pki_dir, crl_days=crl_days, ca_passphrase=ops.read_passphrase(passphrase_file))
+    change = ops.refresh_crl(pki_dir, crl_days=crl_days, ca_passphrase=fsio.read_passphrase(passphrase_file))
     _print_crl(pki_dir, change)
 
 

@@ -21,11 +21,11 @@ import shutil
 import signal
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgkongtls.errors import PgkError, StateError
+from pgkongtls.errors import InputError, PgkError, StateError
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, loads
 
 STAGE_TAG = ".pgkongtls-"
@@ -260,6 +260,38 @@ def read_file(directory: Path, name: str) -> bytes:
         raise StateError(f"{path} is missing; restore it or re-create the PKI with pgkongtls init --force") from None
     except OSError as exc:
         raise StateError(f"cannot read {path}: {exc.strerror}") from None
+
+
+#: cryptography refuses longer passphrases.
+MAX_PASSPHRASE = 1023
+
+
+def read_passphrase(path: Path | None) -> bytes | None:
+    """The CA passphrase from `--ca-passphrase-file`, without its one trailing newline."""
+    if path is None:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read --ca-passphrase-file {path}: {exc.strerror or exc}") from None
+    data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
+    if not data:
+        raise InputError(f"--ca-passphrase-file {path} is empty; write the CA passphrase into it")
+    if len(data) > MAX_PASSPHRASE:
+        raise InputError(f"--ca-passphrase-file {path} holds more than {MAX_PASSPHRASE} bytes; use a shorter passphrase")
+    return data
+
+
+def reader(directory: Path) -> Callable[[str], bytes | None]:
+    """Read PKI files by name for the planners (lifecycle.Reader): a missing file is None, other errors one line."""
+    def read(name: str) -> bytes | None:
+        try:
+            return (directory / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read {directory / name}: {exc.strerror or exc}") from None
+    return read
 
 
 def write_outputs(directory: Path, files: dict[str, str], *, overwrite: bool) -> None:

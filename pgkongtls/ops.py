@@ -58,38 +58,6 @@ def self_signed(out: Path, opts: SelfSignedOptions, *, force: bool = False, now:
 
 # ---------------------------------------------------------------- day 2: issue, renew, revoke, crl, status
 
-#: cryptography refuses longer passphrases.
-MAX_PASSPHRASE = 1023
-
-
-def read_passphrase(path: Path | None) -> bytes | None:
-    """The CA passphrase from `--ca-passphrase-file`, without its one trailing newline."""
-    if path is None:
-        return None
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read --ca-passphrase-file {path}: {exc.strerror or exc}") from None
-    data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
-    if not data:
-        raise InputError(f"--ca-passphrase-file {path} is empty; write the CA passphrase into it")
-    if len(data) > MAX_PASSPHRASE:
-        raise InputError(f"--ca-passphrase-file {path} holds more than {MAX_PASSPHRASE} bytes; use a shorter passphrase")
-    return data
-
-
-def _reader(directory: Path) -> lifecycle.Reader:
-    """Read PKI files by name for the planners; a missing file is None, other errors one line."""
-    def read(name: str) -> bytes | None:
-        try:
-            return (directory / name).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StateError(f"cannot read {directory / name}: {exc.strerror or exc}") from None
-    return read
-
-
 @contextlib.contextmanager
 def _checked(
     pki: Path,
@@ -97,7 +65,7 @@ def _checked(
     """Lock the PKI, load its manifest and refuse files that no longer match it."""
     with fsio.transaction(pki) as tx:
         m = tx.manifest()
-        read = _reader(tx.target)
+        read = fsio.reader(tx.target)
         yield tx, m, lifecycle.verify_files(m, read), read
 
 
@@ -169,7 +137,7 @@ def refresh_crl(
 def status(pki: Path, *, warn_days: int = lifecycle.DEFAULT_WARN_DAYS, now: dt.datetime | None = None) -> lifecycle.Status:
     """`pgkongtls status`: read-only (no lock, so a monitoring user needs no write access)."""
     m = fsio.load_manifest(pki)
-    read = _reader(Path(pki))
+    read = fsio.reader(Path(pki))
     found = lifecycle.verify_files(m, read)
     lifecycle.load_crls(m, found, read(m.crl_file) if m.crl_file else None)
     return lifecycle.compute_status(m, now=now, warn_days=warn_days, pki=str(pki))

@@ -443,7 +443,7 @@ def test_renewing_a_revoked_certificate_keeps_it_on_the_crl(pki: Path) -> None:
     assert (archived.revoked, archived.file) == (old.revoked, f"kong-node-2.crt.{old.serial}.bak")
     assert m.certificates["kong-node-2"].revoked is None
     ops.refresh_crl(pki, now=NOW)
-    crls = lifecycle.load_crls(m := manifest(pki), lifecycle.verify_files(m, ops._reader(pki)),
+    crls = lifecycle.load_crls(m := manifest(pki), lifecycle.verify_files(m, fsio.reader(pki)),
                                (pki / "crl.pem").read_bytes())
     revoked = {r.serial_number for c in crls for r in c}
     assert revoked == {int(old.serial, 16)}
@@ -481,7 +481,7 @@ def test_crls_are_signed_by_each_ca_and_list_reason_and_date(pki: Path) -> None:
     ops.issue(pki, clients("kong-node-2"), now=NOW)
     ops.revoke(pki, ["kong-node-2"], reason="keyCompromise", now=NOW + dt.timedelta(hours=2))
     m = manifest(pki)
-    crls = lifecycle.load_crls(m, lifecycle.verify_files(m, ops._reader(pki)), (pki / "crl.pem").read_bytes())
+    crls = lifecycle.load_crls(m, lifecycle.verify_files(m, fsio.reader(pki)), (pki / "crl.pem").read_bytes())
     by_issuer = {c.issuer: c for c in crls}
     inter, root = cert_of(pki / "intermediate.crt"), cert_of(pki / "root.crt")
     assert set(by_issuer) == {inter.subject, root.subject}
@@ -502,7 +502,7 @@ def test_crls_are_signed_by_each_ca_and_list_reason_and_date(pki: Path) -> None:
 def test_a_root_chain_pki_has_one_crl(root_pki: Path) -> None:
     ops.revoke(root_pki, ["client"], now=NOW)
     m = manifest(root_pki)
-    crls = lifecycle.load_crls(m, lifecycle.verify_files(m, ops._reader(root_pki)), (root_pki / "crl.pem").read_bytes())
+    crls = lifecycle.load_crls(m, lifecycle.verify_files(m, fsio.reader(root_pki)), (root_pki / "crl.pem").read_bytes())
     assert [c.issuer for c in crls] == [cert_of(root_pki / "root.crt").subject]
     assert [r.serial_number for r in crls[0]] == [int(m.certificates["client"].serial, 16)]
 
@@ -560,7 +560,7 @@ def test_crl_refresh_moves_next_update_keeps_revocations_and_counts_up(pki: Path
     m = manifest(pki)
     assert m.crl_next_update == "2025-03-31T12:00:00Z"
     assert lifecycle.previous_crl_number((pki / "crl.pem").read_bytes()) == lifecycle.previous_crl_number(first) + 1
-    crls = lifecycle.load_crls(m, lifecycle.verify_files(m, ops._reader(pki)), (pki / "crl.pem").read_bytes())
+    crls = lifecycle.load_crls(m, lifecycle.verify_files(m, fsio.reader(pki)), (pki / "crl.pem").read_bytes())
     assert {r.serial_number for c in crls for r in c} == {int(m.certificates["client"].serial, 16)}
 
 
@@ -708,20 +708,20 @@ def test_a_passphrase_for_plain_ca_keys_is_refused(pki: Path) -> None:
 def test_read_passphrase(tmp_path: Path) -> None:
     f = tmp_path / "phrase"
     f.write_bytes(b"s3cret\n")
-    assert ops.read_passphrase(f) == b"s3cret"
+    assert fsio.read_passphrase(f) == b"s3cret"
     f.write_bytes(b"s3cret\r\n")
-    assert ops.read_passphrase(f) == b"s3cret"
+    assert fsio.read_passphrase(f) == b"s3cret"
     f.write_bytes(b" s3cret \n\n")
-    assert ops.read_passphrase(f) == b" s3cret \n"
-    assert ops.read_passphrase(None) is None
+    assert fsio.read_passphrase(f) == b" s3cret \n"
+    assert fsio.read_passphrase(None) is None
     f.write_bytes(b"\n")
     with pytest.raises(InputError, match=f"^--ca-passphrase-file {f} is empty; write the CA passphrase into it$"):
-        ops.read_passphrase(f)
+        fsio.read_passphrase(f)
     f.write_bytes(b"x" * 1024)
     with pytest.raises(InputError, match="holds more than 1023 bytes; use a shorter passphrase$"):
-        ops.read_passphrase(f)
+        fsio.read_passphrase(f)
     with pytest.raises(InputError, match=f"^cannot read --ca-passphrase-file {tmp_path / 'nope'}: No such file or directory$"):
-        ops.read_passphrase(tmp_path / "nope")
+        fsio.read_passphrase(tmp_path / "nope")
 
 
 # ---------------------------------------------------------------- manifest round trip
