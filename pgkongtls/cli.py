@@ -41,6 +41,27 @@ class Cli(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *LAZY_COMMANDS})
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Usage errors are one line too: the problem, then where to read more (no usage dump)."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # no arguments at all: the help text is the answer
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = f"'{exc.ctx.command_path} --help'" if exc.ctx else "--help"
+            click.echo(f"Error: {exc.format_message()} See {where}.", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         from pgkongtls.errors import PgkError
 

@@ -16,7 +16,7 @@ from .test_fsio import snapshot
 
 
 def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
+    return CliRunner().invoke(main, list(args), prog_name="pgkongtls")
 
 
 @pytest.fixture(autouse=True)
@@ -87,16 +87,29 @@ def test_init_bad_input_one_line_nothing_written(tmp_path: Path, args: list[str]
 def test_init_unknown_key_type(tmp_path: Path) -> None:
     r = run("init", "--key-type", "dsa-1024")
     assert r.exit_code == 2
-    assert r.stderr.splitlines()[-1] == (
+    assert r.stderr == (
         "Error: Invalid value for '--key-type': 'dsa-1024' is not one of "
-        "'ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'.")
+        "'ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'. See 'pgkongtls init --help'.\n")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_init_days_not_a_number(tmp_path: Path) -> None:
     r = run("init", "--days", "soon")
     assert r.exit_code == 2
-    assert r.stderr.splitlines()[-1] == "Error: Invalid value for '--days': 'soon' is not a valid integer."
+    assert r.stderr == "Error: Invalid value for '--days': 'soon' is not a valid integer. See 'pgkongtls init --help'.\n"
+
+
+def test_option_missing_its_value_is_one_line(tmp_path: Path) -> None:
+    r = run("init", "--days")
+    assert r.exit_code == 2
+    assert r.stderr == "Error: Option '--days' requires an argument. See --help.\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_arguments_prints_the_help() -> None:
+    r = run()
+    assert r.exit_code == 2
+    assert r.stderr.startswith("Usage: pgkongtls [OPTIONS] COMMAND [ARGS]...")
 
 
 def test_init_out_is_a_file(tmp_path: Path) -> None:
