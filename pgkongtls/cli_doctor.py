@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pgkongtls import DEFAULT_WARN_DAYS
 from pgkongtls.cli import main, stderr_console
 
 if TYPE_CHECKING:
     from pgkongtls.probe import ProbeReport
     from pgkongtls.verify import Finding
 
-#: Same default as `status`: a certificate expiring within this many days is a warning.
-WARN_DAYS = 30
 
 
 def print_findings(findings: list[Finding], what: str) -> None:
@@ -55,7 +54,7 @@ def print_findings(findings: list[Finding], what: str) -> None:
               help="kong.conf: pg_ssl_*, lua_ssl_trusted_certificate, lua_ssl_verify_depth.")
 @click.option("--edition", type=click.Choice(["enterprise", "oss"]), default="enterprise", show_default=True,
               help="Kong edition: Enterprise-only keys are an error with oss.")
-@click.option("--warn-days", type=click.IntRange(min=0), default=WARN_DAYS, show_default=True,
+@click.option("--warn-days", type=click.IntRange(min=0), default=DEFAULT_WARN_DAYS, show_default=True,
               help="Warn about certificates that expire within this many days.")
 @click.option("--pg-os-user", default="postgres", show_default=True,
               help="The OS account PostgreSQL runs as (owner rule for ssl_key_file).")

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pgkongtls import KEY_TYPES
+from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_WARN_DAYS, KEY_TYPES
 from pgkongtls.cli import main, stderr_console
+from pgkongtls.manifest import REVOCATION_REASONS
 
 if TYPE_CHECKING:
     from pgkongtls.lifecycle import Change, Status
@@ -22,13 +23,6 @@ if TYPE_CHECKING:
 
 #: Rows shown in a summary table; a fleet of 1,000 is summarised, not listed.
 MAX_ROWS = 20
-#: Kept in step with lifecycle.DEFAULT_CRL_DAYS / DEFAULT_WARN_DAYS / EXIT_EXPIRED (tested),
-#: here so `--help` needs no cryptography.
-CRL_DAYS = 90
-WARN_DAYS = 30
-EXIT_EXPIRED = 3
-REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
-           "privilegeWithdrawn")
 
 
 def dir_option() -> Any:
@@ -42,7 +36,7 @@ def passphrase_option() -> Any:
 
 
 def crl_days_option() -> Any:
-    return click.option("--crl-days", type=int, default=CRL_DAYS, show_default=True,
+    return click.option("--crl-days", type=int, default=DEFAULT_CRL_DAYS, show_default=True,
                         help="CRL lifetime (nextUpdate). PostgreSQL refuses every client certificate once it "
                              "passes, so keep it long and watch it with pgkongtls status.")
 
@@ -195,7 +189,7 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
 @main.command()
 @click.argument("names", nargs=-1, required=True)
 @dir_option()
-@click.option("--reason", type=click.Choice(REASONS), default="unspecified", show_default=True,
+@click.option("--reason", type=click.Choice(REVOCATION_REASONS), default="unspecified", show_default=True,
               help="CRL reason code.")
 @crl_days_option()
 @passphrase_option()
@@ -255,7 +249,7 @@ def crl(pki_dir: Path, crl_days: int, passphrase_file: Path | None) -> None:
 
 @main.command()
 @dir_option()
-@click.option("--warn-days", type=int, default=WARN_DAYS, show_default=True,
+@click.option("--warn-days", type=int, default=DEFAULT_WARN_DAYS, show_default=True,
               help="Warn when a certificate or the CRL's nextUpdate is this close.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout instead of the table.")
 @click.pass_context

@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pgkongtls import certs
+from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_WARN_DAYS, certs
 from pgkongtls.certs import Issued, PrivateKey
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.manifest import MANIFEST_NAME, CertEntry, Manifest, dumps, entry_for, fingerprint, iso, parse_iso
@@ -29,12 +29,6 @@ from pgkongtls.pki import CHAIN_FILE, SelfCheckError, cert_pem, key_pem, self_ch
 Reader = Callable[[str], "bytes | None"]
 
 CRL_FILE = "crl.pem"
-#: PostgreSQL (OpenSSL) refuses EVERY client certificate once a loaded CRL is past its
-#: nextUpdate, while a revocation takes effect at the next reload whatever nextUpdate
-#: says. So a short CRL lifetime only adds a way to cause an outage: 90 days gives
-#: `status` (warning 30 days ahead by default) two quiet months before it nags.
-DEFAULT_CRL_DAYS = 90
-DEFAULT_WARN_DAYS = 30
 #: `status` exit code when a certificate in service or the CRL has expired
 #: (1 is any error, 2 is click's usage error).
 EXIT_EXPIRED = 3

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -61,11 +62,14 @@ def refused(tmp_path: Path, args: list[str], message: str) -> None:
     assert snapshot(tmp_path) == before
 
 
-def test_cli_constants_match_the_library() -> None:
-    assert cli_lifecycle.CRL_DAYS == lifecycle.DEFAULT_CRL_DAYS
-    assert cli_lifecycle.WARN_DAYS == lifecycle.DEFAULT_WARN_DAYS
-    assert cli_lifecycle.EXIT_EXPIRED == lifecycle.EXIT_EXPIRED
-    assert cli_lifecycle.REASONS == tuple(lifecycle.REASONS)
+def test_cli_defaults_are_the_librarys() -> None:
+    def default(cmd: click.Command, name: str) -> object:
+        return next(p for p in cmd.params if p.name == name).default
+
+    assert default(cli_lifecycle.revoke, "crl_days") == default(cli_lifecycle.crl, "crl_days") == lifecycle.DEFAULT_CRL_DAYS
+    assert default(cli_lifecycle.status, "warn_days") == lifecycle.DEFAULT_WARN_DAYS
+    reason = next(p for p in cli_lifecycle.revoke.params if p.name == "reason")
+    assert tuple(reason.type.choices) == tuple(lifecycle.REASONS)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- issue
