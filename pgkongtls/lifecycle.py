@@ -37,7 +37,6 @@ LEAF_ROLES = ("server", "client")
 #: Names pgkongtls' own files use (root.crt, chain.crt, crl.pem, pgkongtls.json).
 RESERVED_NAMES = frozenset({"root", "intermediate", "chain", "crl", "pgkongtls"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_PLAIN_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
 _CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----\s*", re.DOTALL)
 _WINDOW = re.compile(r"([0-9]{1,5})([hdw]?)")
 
@@ -144,12 +143,6 @@ def lookup(m: Manifest, name: str) -> CertEntry:
 
 # ---------------------------------------------------------------- reading what is on disk
 
-def _plain(name: str, where: str) -> str:
-    if not _PLAIN_FILE.fullmatch(name) or name.endswith("."):
-        raise StateError(f"{MANIFEST_NAME}: {where} {name!r} is not a plain file name; restore the manifest")
-    return name
-
-
 def verify_files(m: Manifest, read: Reader) -> dict[str, x509.Certificate]:
     """Every certificate file must still be what the manifest recorded: refuse hand edits.
 
@@ -160,8 +153,6 @@ def verify_files(m: Manifest, read: Reader) -> dict[str, x509.Certificate]:
     bundled = [inter.sha256] if m.bundle and m.mode == "ca" and inter is not None else []
     out: dict[str, x509.Certificate] = {}
     for e in m.certificates.values():
-        _plain(e.file, f"certificates.{e.name}.file")
-        _plain(e.key_file, f"certificates.{e.name}.key_file")
         data = read(e.file)
         if data is None and "@" in e.name:
             continue  # an archived revoked certificate: the CRL needs only its serial
@@ -179,8 +170,6 @@ def verify_files(m: Manifest, read: Reader) -> dict[str, x509.Certificate]:
             raise StateError(
                 f"{CHAIN_FILE} differs from what {MANIFEST_NAME} recorded (edited by hand?); restore the file pgkongtls wrote"
             )
-    if m.crl_file:
-        _plain(m.crl_file, "crl_file")
     return out
 
 

@@ -145,8 +145,8 @@ def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
 
 
 _HEX = re.compile(r"[0-9a-f]{1,40}")
-#: A plain file name inside the PKI directory: no '/', no leading '.', so never '..'.
-_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,254}")
+#: A plain file name inside the PKI directory: no '/', no leading or trailing '.', so never '..'.
+_FILE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._@-]{0,253}[A-Za-z0-9_@-])?")
 _TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
 
 
