@@ -138,11 +138,15 @@ class Transaction:
 
     def commit(
         self, files: dict[str, bytes], *, private: frozenset[str] = frozenset(),
-        overwrite: bool = False, remove: frozenset[str] = frozenset(),
+        overwrite: bool = False, replaces: frozenset[str] = frozenset(), remove: frozenset[str] = frozenset(),
     ) -> None:
-        """Write `files` (keys in `private`) and delete `remove`, all at once or not at all."""
+        """Write `files` (keys in `private`) and delete `remove`, all at once or not at all.
+
+        An existing file is replaced only with `overwrite` or when named in `replaces`
+        (files the change means to supersede, such as a renewed certificate).
+        """
         if not overwrite:
-            clash = [n for n in files if n != MANIFEST_NAME and (self.target / n).exists()]
+            clash = [n for n in files if n != MANIFEST_NAME and n not in replaces and (self.target / n).exists()]
             if clash:
                 first = sorted(clash, key=lambda n: (not n.endswith(".key"), n))[0]
                 raise StateError(f"{first} exists in {self.target}; pass --force to replace it")

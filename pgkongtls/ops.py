@@ -71,10 +71,7 @@ def _checked(
 
 def _apply(tx: fsio.Transaction, change: lifecycle.Change, *, force: bool = False) -> lifecycle.Change:
     """Commit one planned change with its manifest; never clobber a file the plan did not mean to."""
-    clash = sorted(n for n in change.files if n not in change.replaces and tx.exists(n))
-    if clash and not force:
-        raise StateError(f"{clash[0]} exists in {tx.target}; pass --force to replace it")
-    tx.commit(change.all_files(), private=change.private, overwrite=True)
+    tx.commit(change.all_files(), private=change.private, overwrite=force, replaces=change.replaces)
     return change
 
 
