@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_WARN_DAYS, certs
 from pgkongtls.certs import Issued, PrivateKey
 from pgkongtls.errors import InputError, StateError
-from pgkongtls.manifest import MANIFEST_NAME, CertEntry, Manifest, dumps, entry_for, fingerprint, iso, parse_iso
+from pgkongtls.manifest import MANIFEST_NAME, ROLES, CertEntry, Manifest, dumps, entry_for, fingerprint, iso, parse_iso
 from pgkongtls.pki import CHAIN_FILE, SelfCheckError, cert_pem, key_pem, self_check, validate_db_user
 
 #: Reads one file of the PKI directory by name; None when it does not exist.
@@ -586,7 +586,7 @@ def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: in
     warn = dt.timedelta(days=warn_days)
     rows: list[CertStatus] = []
     notices: list[Notice] = []
-    order = {r: i for i, r in enumerate(("root", "intermediate", "server", "client"))}
+    order = {r: i for i, r in enumerate(ROLES)}
     for e in sorted(m.certificates.values(), key=lambda e: (order[e.role], e.name)):
         when = parse_iso(e.not_after)
         state = "revoked" if e.revoked else _state(when, now, warn)

@@ -100,6 +100,18 @@ def parse_iso(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
 
 
+def sans_of(cert: x509.Certificate) -> tuple[str, ...]:
+    """The subjectAltName entries as text (DNS names and addresses), empty when there is none."""
+    from cryptography import x509
+
+    from pgkongtls.certs import host_text
+
+    try:
+        return tuple(host_text(n) for n in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return ()
+
+
 def entry_for(
     cert: x509.Certificate, *, name: str, role: str, issuer: str | None, file: str | None = None,
     key_file: str | None = None,
@@ -107,17 +119,10 @@ def entry_for(
     """Describe a freshly minted certificate for the manifest."""
     from cryptography import x509
 
-    from pgkongtls.certs import host_text
-
     cn_attrs = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = tuple(host_text(n) for n in san)
-    except x509.ExtensionNotFound:
-        sans = ()
     return CertEntry(
         name=name, role=role, file=file or f"{name}.crt", key_file=key_file or f"{name}.key",
-        cn=str(cn_attrs[0].value) if cn_attrs else "", sans=sans, issuer=issuer,
+        cn=str(cn_attrs[0].value) if cn_attrs else "", sans=sans_of(cert), issuer=issuer,
         serial=format(cert.serial_number, "x"), sha256=fingerprint(cert),
         not_before=iso(cert.not_valid_before_utc), not_after=iso(cert.not_valid_after_utc),
     )

@@ -29,7 +29,7 @@ from pathlib import Path
 from cryptography import x509
 
 from pgkongtls.errors import InputError, PgkError
-from pgkongtls.manifest import fingerprint, iso
+from pgkongtls.manifest import fingerprint, iso, sans_of
 from pgkongtls.verify import libpq_host_check
 
 DEFAULT_PORT = 5432
@@ -91,12 +91,7 @@ class Presented:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> Presented:
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            sans = tuple(str(n.value) for n in san)
-        except x509.ExtensionNotFound:
-            sans = ()
-        return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(), sans=sans,
+        return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(), sans=sans_of(cert),
                    not_after=iso(cert.not_valid_after_utc), sha256=fingerprint(cert))
 
 
