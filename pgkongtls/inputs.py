@@ -179,6 +179,7 @@ def _read(path: Path) -> bytes:
 
 
 def _pem_blocks(data: bytes, label: bytes) -> int:
+    """How many BEGIN/END pairs of `label` (a regex); -1 when they do not pair up (a cut-off file)."""
     begins = len(re.findall(rb"-----BEGIN " + label + rb"-----", data))
     ends = len(re.findall(rb"-----END " + label + rb"-----", data))
     return begins if begins == ends else -1
@@ -220,9 +221,7 @@ def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
         if b"-----BEGIN CERTIFICATE-----" in data:
             raise InputError(f"{where} holds a certificate where a private key should be; point it at the .key file")
         raise InputError(f"{where} holds no PEM private key; restore it or re-create it")
-    begins = len(re.findall(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----", data))
-    ends = len(re.findall(rb"-----END [A-Z ]*PRIVATE KEY-----", data))
-    if begins != ends:
+    if _pem_blocks(data, rb"[A-Z ]*PRIVATE KEY") < 0:
         raise InputError(f"{where} has a truncated PEM private key (BEGIN and END do not pair up); copy it again")
     st = path.stat()
     key: PrivateKeyTypes | None = None
