@@ -23,6 +23,7 @@ Stable API for every real-stack test (details in each class's docstring):
                         (ok only on AuthenticationOk; .stage .message .ssl .tls_version .client_dn .user
                          .error_log .verify_error)
   kong_client     (session) the same `kong.connect`, as a plain function.
+  main, other     (session) Pki: intermediate/ecdsa-p256, and an unrelated one of the same shape.
   record          (function) record(case=, client=, expected=, observed=, column=) adds a summary row.
 
 Helpers to import: .clients (libpq_connect -> SslRow | raises Refused, s_client -> SClientResult,
@@ -49,7 +50,7 @@ from . import clients
 from .kong import KongEquivalent, KongResult
 from .matrix import Matrix
 from .pg import Cluster
-from .pkis import PkiFactory
+from .pkis import Pki, PkiFactory
 
 _MATRIX = Matrix()
 _OWN = itertools.count()
@@ -117,6 +118,18 @@ def kong(realstack_base: Path) -> Iterator[KongEquivalent]:
         except OSError:
             pass
         k.stop()
+
+
+@pytest.fixture(scope="session")
+def main(pkis: PkiFactory) -> Pki:
+    """The usual PKI of the negative and probe tests: intermediate chain, P-256."""
+    return pkis.get("intermediate", "ecdsa-p256")
+
+
+@pytest.fixture(scope="session")
+def other(pkis: PkiFactory) -> Pki:
+    """An unrelated PKI of the same shape: same host names and CNs, different CAs."""
+    return pkis.get("intermediate", "ecdsa-p256", tag="other")
 
 
 @pytest.fixture(scope="session")

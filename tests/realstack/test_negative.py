@@ -29,17 +29,6 @@ pytestmark = pytest.mark.realstack
 OTHER_NAME = "other.pgkongtls.test"
 
 
-@pytest.fixture(scope="module")
-def main(pkis: PkiFactory) -> Pki:
-    return pkis.get("intermediate", "ecdsa-p256")
-
-
-@pytest.fixture(scope="module")
-def other(pkis: PkiFactory) -> Pki:
-    """An unrelated PKI of the same shape: same host names and CNs, different CAs."""
-    return pkis.get("intermediate", "ecdsa-p256", tag="other")
-
-
 def libpq_refusal(**kwargs: object) -> str:
     """The error text of a connection that must fail (fails the test if it connects)."""
     with pytest.raises(Refused) as exc:

@@ -20,7 +20,7 @@ import pytest
 from cryptography import x509
 
 from pgkongtls import certs
-from pgkongtls.verify import fingerprint
+from pgkongtls.manifest import fingerprint
 
 from .clients import Refused, libpq_connect
 from .kong import KongEquivalent, replace_setting
@@ -48,16 +48,6 @@ def libpq_ok(pki_trust: Path, port: int, host: str, **kw: Any) -> tuple[bool, st
     except Refused as exc:
         return False, str(exc)
     return True, ""
-
-
-@pytest.fixture(scope="module")
-def main(pkis: PkiFactory) -> Pki:
-    return pkis.get("intermediate", "ecdsa-p256")
-
-
-@pytest.fixture(scope="module")
-def other(pkis: PkiFactory) -> Pki:
-    return pkis.get("intermediate", "ecdsa-p256", tag="other")
 
 
 @pytest.fixture(scope="module")
