@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procedure import run_procedure  # noqa: E402
+from procedure import run_procedure
 
 BIN = Path(sys.executable).parent / "pgkongtls"
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from openssl_procedure import source_commands  # noqa: E402
+from openssl_procedure import source_commands
 
 
 def run_procedure(directory: Path, chain: str = "intermediate") -> None:

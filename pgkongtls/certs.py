@@ -20,10 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pgkongtls.errors import InputError
+from pgkongtls.manifest import host_text
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
 Role = Literal["root", "intermediate", "server", "client"]
 from pgkongtls import KEY_TYPES
+
 DEFAULT_KEY_TYPE = "ecdsa-p256"
 
 #: Clock-skew allowance: a certificate minted now must already be valid on a
@@ -248,11 +250,6 @@ def parse_host(value: str) -> x509.GeneralName:
         raise InputError(f"invalid host {value!r}: its last label is a number, so libpq reads it as an IPv4 "
                          "address; write the address as four decimal numbers, or use a DNS name")
     return x509.DNSName(ascii_name)
-
-
-def host_text(name: x509.GeneralName) -> str:
-    """The SAN value as a string (the reverse of `parse_host`)."""
-    return str(name.value)
 
 
 def make_root(

@@ -26,23 +26,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from pgkongtls import confparse
 from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Setting
+from pgkongtls.consumers import PG_DEFAULT_FILES, SYSTEM_BUNDLES
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.manifest import MANIFEST_NAME, Manifest
 
 #: The source document's file names, by role (its procedure makes exactly these).
 SOURCE_NAMES = ("root", "intermediate", "server", "client")
 CHAIN_FILE = "chain.crt"
-#: Where Kong looks for the OS bundle that `system` stands for, first match wins (Kong's own list).
-SYSTEM_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/tls/cacert.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-)
-#: PostgreSQL's defaults for the file settings (relative to the data directory).
-PG_DEFAULT_FILES = {"ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "", "ssl_crl_file": ""}
 _MAX_INCLUDE_DEPTH = 10
 
 

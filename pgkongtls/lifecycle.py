@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_WARN_DAYS, certs
 from pgkongtls.certs import Issued, PrivateKey
 from pgkongtls.errors import InputError, StateError
-from pgkongtls.manifest import MANIFEST_NAME, ROLES, CertEntry, Manifest, dumps, entry_for, fingerprint, iso, parse_iso
+from pgkongtls.manifest import MANIFEST_NAME, ROLES, CertEntry, Manifest, dumps, entry_for, fingerprint, host_text, iso, parse_iso
 from pgkongtls.pki import CHAIN_FILE, SelfCheckError, cert_pem, key_pem, self_check, validate_db_user
 
 #: Reads one file of the PKI directory by name; None when it does not exist.
@@ -345,7 +345,7 @@ def plan_issue(
         if req.role == "server":
             if not req.hosts:
                 raise InputError("issue server needs at least one --db-host")
-            hosts = tuple(certs.host_text(certs.parse_host(h)) for h in req.hosts)
+            hosts = tuple(host_text(certs.parse_host(h)) for h in req.hosts)
             cn = req.cn or hosts[0]
         else:
             hosts, cn = (), client_cn(req.cn, name, m.db_user)

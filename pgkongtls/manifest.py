@@ -100,11 +100,14 @@ def parse_iso(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
 
 
+def host_text(name: x509.GeneralName) -> str:
+    """A SAN value as text (the reverse of `certs.parse_host`)."""
+    return str(name.value)
+
+
 def sans_of(cert: x509.Certificate) -> tuple[str, ...]:
     """The subjectAltName entries as text (DNS names and addresses), empty when there is none."""
     from cryptography import x509
-
-    from pgkongtls.certs import host_text
 
     try:
         return tuple(host_text(n) for n in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)

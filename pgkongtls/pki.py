@@ -18,7 +18,7 @@ from cryptography.x509 import verification as v
 from pgkongtls import certs
 from pgkongtls.certs import Issued, PrivateKey
 from pgkongtls.errors import InputError, PgkError
-from pgkongtls.manifest import MANIFEST_NAME, Manifest, dumps, entry_for
+from pgkongtls.manifest import MANIFEST_NAME, Manifest, dumps, entry_for, host_text
 
 CHAIN_FILE = "chain.crt"
 
@@ -95,7 +95,7 @@ def _default_cn(what: str) -> str:
 def _check_hosts(hosts: tuple[str, ...]) -> tuple[str, ...]:
     if not hosts:
         raise InputError("at least one --db-host is needed")
-    return tuple(certs.host_text(certs.parse_host(h)) for h in hosts)
+    return tuple(host_text(certs.parse_host(h)) for h in hosts)
 
 
 def plan_init(opts: InitOptions, *, now: dt.datetime | None = None, ca_passphrase: bytes | None = None) -> FileSet:

@@ -11,7 +11,7 @@ each configured like the client it stands for:
 * Kong (pgmoon over lua-nginx-module): trust = lua_ssl_trusted_certificate,
   depth = lua_ssl_verify_depth, no SNI, no host name check;
 * libpq `sslmode=verify-full`: trust = the same file, OpenSSL's default
-  depth, SNI, then libpq's host name rule (`verify.libpq_host_check`).
+  depth, SNI, then libpq's host name rule (`consumers.libpq_host_check`).
 
 With a user, the StartupMessage goes over the Kong-like connection and the
 server's answer (AuthenticationOk, a password request, or its ErrorResponse
@@ -28,9 +28,9 @@ from pathlib import Path
 
 from cryptography import x509
 
+from pgkongtls.consumers import libpq_host_check
 from pgkongtls.errors import InputError, PgkError
 from pgkongtls.manifest import fingerprint, iso, sans_of
-from pgkongtls.verify import libpq_host_check
 
 DEFAULT_PORT = 5432
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -361,7 +361,7 @@ def options_from(
 ) -> ProbeOptions:
     """Resolve the CLI options; with --kong-conf, everything Kong would use comes from kong.conf."""
     from pgkongtls import inputs
-    from pgkongtls.verify import KONG_DEFAULT_DATABASE, KONG_DEFAULT_DEPTH, KONG_DEFAULT_USER, kong_depth
+    from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_DEPTH, KONG_DEFAULT_USER, kong_depth
 
     if kong_conf is not None and (ca is not None or depth is not None):
         raise InputError("--kong-conf brings its own trust file and depth; drop --ca/--depth or --kong-conf")
@@ -380,7 +380,7 @@ def options_from(
             if isinstance(t.loaded, inputs.CertFile):
                 certs += t.loaded.certs
         trusted, label = tuple(certs), "lua_ssl_trusted_certificate"
-        kdepth = kong_depth(kong)
+        kdepth = kong_depth(kong.values)
         if kdepth is None:
             raise InputError("lua_ssl_verify_depth in kong.conf is not a number; fix kong.conf")
         depth = kdepth

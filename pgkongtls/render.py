@@ -11,6 +11,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from pgkongtls.consumers import KONG_DEFAULT_DEPTH
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import Manifest
 
@@ -19,10 +20,6 @@ EDITIONS = ("enterprise", "oss")
 PG_SSL_VERSIONS = ("tlsv1_2", "tlsv1_3", "any")
 MIN_TLS = ("TLSv1.2", "TLSv1.3")
 MAP_NAME = "pgkongtls"
-#: Kong's own default: it is shared with every other outbound TLS connection Kong makes.
-KONG_DEFAULT_DEPTH = 1
-#: Kong Enterprise-only keys (FACTS.md); open-source Kong silently ignores them.
-ENTERPRISE_ONLY = ("pg_ssl_required", "pg_ssl_version", "pg_ssl_cert", "pg_ssl_cert_key")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ and world bits are an error.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 import stat
 from collections.abc import Iterable, Sequence
@@ -31,6 +30,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pgkongtls.confparse import HbaLine, IdentLine, Token, kong_bool
+from pgkongtls.consumers import (
+    ENTERPRISE_ONLY,
+    KONG_DEFAULT_DATABASE,
+    KONG_DEFAULT_USER,
+    kong_depth,
+    libpq_host_check,
+)
 from pgkongtls.inputs import (
     Account,
     CertFile,
@@ -44,12 +50,9 @@ from pgkongtls.inputs import (
     VerifyInput,
 )
 from pgkongtls.manifest import fingerprint
-from pgkongtls.render import ENTERPRISE_ONLY, KONG_DEFAULT_DEPTH
 
 ERROR = "error"
 WARNING = "warning"
-KONG_DEFAULT_USER = "kong"
-KONG_DEFAULT_DATABASE = "kong"
 STRICT_WHO = "Python 3.13's default SSL context (asyncpg) and openssl verify -x509_strict reject it"
 
 
@@ -155,57 +158,6 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 # --------------------------------------------------------------------------- libpq host name rule
-
-
-def _wildcard_match(pattern: str, host: str) -> bool:
-    """libpq's wildcard rule: `*.` only as the whole first label, never across a dot."""
-    if len(pattern) < 3 or not pattern.startswith("*.") or len(pattern) > len(host):
-        return False
-    if pattern[1:].lower() != host[len(host) - len(pattern) + 1:].lower():
-        return False
-    return "." not in host[: len(host) - len(pattern) + 1]
-
-
-def _name_matches(name: str, host: str) -> bool:
-    return name.lower() == host.lower() or _wildcard_match(name, host)
-
-
-def libpq_host_check(cert: x509.Certificate, host: str) -> tuple[bool, str]:
-    """libpq `sslmode=verify-full`'s host name check, as libpq 17+ does it (psycopg bundles libpq 18):
-    every dNSName and iPAddress SAN is examined; the CN too, unless a SAN of the host's own type
-    (DNS name or IP address) exists. Returns (ok, libpq's own error text)."""
-    try:
-        host_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
-    except ValueError:
-        host_ip = None
-    names: list[str] = []
-    check_cn = True
-    san = _ext(cert, x509.SubjectAlternativeName)
-    for gn in san.value if san is not None else []:
-        if isinstance(gn, x509.DNSName):
-            check_cn = check_cn and host_ip is not None
-            names.append(gn.value)
-            if _name_matches(gn.value, host):
-                return True, ""
-        elif isinstance(gn, x509.IPAddress) and not isinstance(gn.value, (ipaddress.IPv4Network,
-                                                                           ipaddress.IPv6Network)):
-            check_cn = check_cn and host_ip is None
-            names.append(str(gn.value))
-            if host_ip is not None and gn.value == host_ip:
-                return True, ""
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if check_cn and cns:
-        cn = str(cns[0].value)
-        names.append(cn)
-        if _name_matches(cn, host):
-            return True, ""
-    if not names:
-        return False, "could not get server's host name from server certificate"
-    if len(names) == 1:
-        return False, f'server certificate for "{names[0]}" does not match host name "{host}"'
-    others = len(names) - 1
-    return False, (f'server certificate for "{names[0]}" (and {others} other name{"s" if others > 1 else ""}) '
-                   f'does not match host name "{host}"')
 
 
 # --------------------------------------------------------------------------- per-certificate profile
@@ -742,13 +694,6 @@ def check_hba(v: VerifyInput, *, user: str, database: str, edition: str, client_
 # --------------------------------------------------------------------------- kong.conf
 
 
-def kong_depth(kong: KongInput) -> int | None:
-    raw = kong.values.get("lua_ssl_verify_depth")
-    if raw is None:
-        return KONG_DEFAULT_DEPTH
-    return int(raw.value) if raw.value.isdigit() else None
-
-
 def _quoted(value: str) -> bool:
     """kong.conf keeps quotes in values: a quoted path names a file that does not exist."""
     return len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]
@@ -776,7 +721,7 @@ def check_kong(kong: KongInput, *, edition: str, server_sent: list[x509.Certific
                                    f"line {vals[key].line}: {key} exists only in Kong Enterprise; open-source Kong "
                                    "ignores it" + (" and cannot present a client certificate" if "cert" in key else ""),
                                    f"remove {key}; authenticate with scram-sha-256 over hostssl and pg_password"))
-    depth = kong_depth(kong)
+    depth = kong_depth(kong.values)
     if depth is None:
         out.append(Finding("kong-depth", ERROR, path,
                            f"lua_ssl_verify_depth = {vals['lua_ssl_verify_depth'].value!r} is not a number",

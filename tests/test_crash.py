@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import stat
 import subprocess
-import shutil
 import sys
 import time
 from collections.abc import Callable

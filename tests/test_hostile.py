@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from pgkongtls import certs, lifecycle, pki, render
 from pgkongtls.cli import main
 from pgkongtls.errors import InputError
-from pgkongtls.manifest import Manifest
+from pgkongtls.manifest import Manifest, host_text
 
 from .consumer_parsers import conninfo, env_settings, hba_records, keyword, kong_settings, literal, pg_settings
 
@@ -151,12 +151,12 @@ def test_db_host_round_trips_into_the_server_certificate_or_is_refused(host: str
     assert want is not None, f"{host!r} was accepted but cannot round-trip exactly"
     server = x509.load_pem_x509_certificate(fs.files["server.crt"])
     assert list(server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value) == [want]
-    assert fs.manifest.hosts == (certs.host_text(want),)
+    assert fs.manifest.hosts == (host_text(want),)
     if isinstance(want, x509.DNSName):
         last = want.value.rsplit(".", 1)[-1]
         assert not last.isdigit(), f"{host!r}: a DNS name whose last label is a number reads as an IPv4 address"
-    assert server.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == certs.host_text(want)
-    assert dict(conninfo(render.render_libpq(fs.manifest, FILES)))["host"] == certs.host_text(want)
+    assert server.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == host_text(want)
+    assert dict(conninfo(render.render_libpq(fs.manifest, FILES)))["host"] == host_text(want)
 
 
 @pytest.mark.parametrize("host", ["010.0.0.5", "1.2.3", "4294967295", "127.1", "0x7f.1", "a.1"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pgkongtls import render
+from pgkongtls import consumers, render
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, loads
 
@@ -265,7 +265,7 @@ KONG_KEYS = {"pg_ssl": "bool", "pg_ssl_required": "bool", "pg_ssl_verify": "bool
 def test_kong_snippet_parses_to_known_legal_settings(shape: str, edition: str) -> None:
     settings = dict(kong_settings(render.render_kong(manifest(shape), FILES, edition=edition)))
     assert set(settings) <= set(KONG_KEYS)
-    assert not (edition == "oss" and set(settings) & set(render.ENTERPRISE_ONLY))
+    assert not (edition == "oss" and set(settings) & set(consumers.ENTERPRISE_ONLY))
     for key, value in settings.items():
         kind = KONG_KEYS[key]
         if kind == "bool":

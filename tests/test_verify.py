@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pgkongtls import confparse, inputs, ops
+from pgkongtls import confparse, consumers, inputs, ops
 from pgkongtls import verify as v
 from pgkongtls.certs import utcnow
 from pgkongtls.errors import InputError
@@ -357,13 +357,13 @@ def test_libpq_host_rule(sans: list[str], cn: str, host: str, ok: bool) -> None:
          .serial_number(1).not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=1)))
     if sans:
         b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
-    assert v.libpq_host_check(b.sign(key, hashes.SHA256()), host)[0] is ok
+    assert consumers.libpq_host_check(b.sign(key, hashes.SHA256()), host)[0] is ok
 
 
 def test_libpq_host_rule_ip_and_message(pki_template: Path) -> None:
     leaf = x509.load_pem_x509_certificates((pki_template / "server.crt").read_bytes())[0]
-    assert v.libpq_host_check(leaf, "10.0.0.5") == (True, "")
-    assert v.libpq_host_check(leaf, "10.0.0.6") == (
+    assert consumers.libpq_host_check(leaf, "10.0.0.5") == (True, "")
+    assert consumers.libpq_host_check(leaf, "10.0.0.6") == (
         False, 'server certificate for "db.internal" (and 1 other name) does not match host name "10.0.0.6"')
 
 

@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgkongtls.inputs import SYSTEM_BUNDLES
+from pgkongtls.consumers import SYSTEM_BUNDLES
 
 from .pg import HOST, free_port
 
