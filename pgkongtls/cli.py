@@ -8,8 +8,9 @@ are imported inside each command so `--help` and `render` start fast.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from pgkongtls.manifest import Manifest
 
 
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Commands defined in other modules, imported only when one of them runs or help lists them,
 #: so `init` and `render` don't pay for them.
@@ -41,12 +44,15 @@ class Cli(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *LAZY_COMMANDS})
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(  # one signature for both of click's overloads
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+        standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
         """Usage errors are one line too: the problem, then where to read more (no usage dump)."""
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
             exc.show()  # no arguments at all: the help text is the answer
             sys.exit(exc.exit_code)
@@ -97,7 +103,7 @@ def main() -> None:
     """
 
 
-def key_type_option() -> Any:
+def key_type_option() -> Callable[[F], F]:
     return click.option(
         "--key-type", type=click.Choice(KEY_TYPES), default="ecdsa-p256", show_default=True,
         help="Algorithm and size of every key.",
@@ -125,7 +131,7 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
         width = [max(len(r[i].replace("\n", "; ")) for r in rows) for i in range(3)]
         click.echo(title, err=True)
         for row in rows:
-            cells = [c.replace("\n", "; ").ljust(w) for c, w in zip(row, width)] + [row[3]]
+            cells = [c.replace("\n", "; ").ljust(w) for c, w in zip(row, width, strict=False)] + [row[3]]
             click.echo(("  " + "  ".join(cells)).rstrip(), err=True)
         for step in next_steps:
             click.echo(f"next: {step}", err=True)
@@ -301,4 +307,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    run()
