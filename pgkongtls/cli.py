@@ -28,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 LAZY_COMMANDS = {
     "issue": "cli_lifecycle", "renew": "cli_lifecycle", "revoke": "cli_lifecycle", "crl": "cli_lifecycle",
     "status": "cli_lifecycle", "verify": "cli_doctor", "probe": "cli_doctor",
+    "export": "cli_export",
 }
 
 
@@ -225,7 +226,7 @@ def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: st
         print_summary(out, m, [f"pgkongtls render all --dir {out} --write {out}-config"])
 
 
-RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all")
+RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "all")
 
 
 @main.command()
@@ -252,13 +253,15 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all"
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
 @click.option("--host", default=None, help="libpq host [default: the first --db-host].")
+@click.option("--port", type=int, default=5432, show_default=True, help="libpq/jdbc port.")
+@click.option("--url", is_flag=True, help="libpq: a postgresql:// URL (node-postgres) instead of keywords.")
 @click.option("--write", "write_dir", type=click.Path(path_type=Path), default=None,
               help="Write snippet file(s) into this directory instead of printing.")
 @click.option("--force", is_flag=True, help="Let --write replace existing files.")
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
            database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
            pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
-           write_dir: Path | None, force: bool) -> None:
+           port: int, url: bool, write_dir: Path | None, force: bool) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
 
     \b
@@ -266,12 +269,16 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
       pgkongtls render postgres --dir pki --pg-dir /etc/postgresql/ssl > conf.d/pgkongtls.conf
       pgkongtls render hba --dir pki --auth cert >> pg_hba.conf
       pgkongtls render kong --dir pki --kong-dir /etc/kong/ssl >> kong.conf
+      pgkongtls render libpq --dir pki --url --port 5432
+      pgkongtls render jdbc --dir pki --kong-dir /etc/app/ssl
       pgkongtls render all --dir pki --write out/
     """
     from pgkongtls import fsio
     from pgkongtls import render as r
+    from pgkongtls import render_clients as rc
 
     m = fsio.load_manifest(pki_dir)
+    db_name = None if database == "all" else database
     here = str(pki_dir.resolve())
     files = r.Files(pg_dir=pg_dir or here, kong_dir=kong_dir or here, server=server_name, client=client_name)
     chosen_auth = auth or r.default_auth(edition)
@@ -289,7 +296,10 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
             "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system),
             "kong-env": lambda: r.render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version,
                                                   system=system),
-            "libpq": lambda: r.render_libpq(m, files, host=host, user=user),
+            "libpq": lambda: (rc.render_libpq_url(m, files, host=host, user=user, port=port, database=db_name)
+                              if url else r.render_libpq(m, files, host=host, user=user)),
+            "jdbc": lambda: rc.render_jdbc(m, files, host=host, user=user, port=port, database=db_name,
+                                            pki_dir=str(pki_dir)),
         }
         out = {r.ALL_FILES[target]: renderers[target]()}
     if write_dir is None:

@@ -335,6 +335,7 @@ ALL_FILES = {
     "kong": "kong.conf.snippet",
     "kong-env": "kong.env",
     "libpq": "libpq.conninfo",
+    "jdbc": "jdbc.url",
 }
 
 
