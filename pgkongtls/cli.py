@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from pgkongtls import KEY_TYPES, __version__
+from pgkongtls.render_k8s import K8S_TARGETS
 
 if TYPE_CHECKING:
     from pgkongtls.manifest import Manifest
@@ -226,7 +227,7 @@ def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: st
         print_summary(out, m, [f"pgkongtls render all --dir {out} --write {out}-config"])
 
 
-RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "all")
+RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "kubernetes", "all")
 
 
 @main.command()
@@ -255,13 +256,20 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.option("--host", default=None, help="libpq host [default: the first --db-host].")
 @click.option("--port", type=int, default=5432, show_default=True, help="libpq/jdbc port.")
 @click.option("--url", is_flag=True, help="libpq: a postgresql:// URL (node-postgres) instead of keywords.")
+@click.option("--for", "k8s_for", type=click.Choice(K8S_TARGETS), default=None,
+              help="kubernetes: whose Secret shapes to write.")
+@click.option("--namespace", default="default", show_default=True, help="kubernetes: metadata.namespace.")
+@click.option("--name", "k8s_prefix", default="pgkongtls", show_default=True, help="kubernetes: object name prefix.")
+@click.option("--with-keys", is_flag=True, help="kubernetes: put private keys into the Secrets (never elsewhere).")
+@click.option("--include-ca-key", is_flag=True, help="kubernetes: hand the issuing CA key over (cert-manager, CloudNativePG).")
 @click.option("--write", "write_dir", type=click.Path(path_type=Path), default=None,
               help="Write snippet file(s) into this directory instead of printing.")
 @click.option("--force", is_flag=True, help="Let --write replace existing files.")
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
            database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
            pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
-           port: int, url: bool, write_dir: Path | None, force: bool) -> None:
+           port: int, url: bool, k8s_for: str | None, namespace: str, k8s_prefix: str, with_keys: bool,
+           include_ca_key: bool, write_dir: Path | None, force: bool) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
 
     \b
@@ -271,11 +279,13 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
       pgkongtls render kong --dir pki --kong-dir /etc/kong/ssl >> kong.conf
       pgkongtls render libpq --dir pki --url --port 5432
       pgkongtls render jdbc --dir pki --kong-dir /etc/app/ssl
+      pgkongtls render kubernetes --dir pki --for kong-helm --namespace kong --with-keys
       pgkongtls render all --dir pki --write out/
     """
     from pgkongtls import fsio
     from pgkongtls import render as r
     from pgkongtls import render_clients as rc
+    from pgkongtls import render_k8s as rk
 
     m = fsio.load_manifest(pki_dir)
     db_name = None if database == "all" else database
@@ -298,6 +308,10 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
                                                   system=system),
             "libpq": lambda: (rc.render_libpq_url(m, files, host=host, user=user, port=port, database=db_name)
                               if url else r.render_libpq(m, files, host=host, user=user)),
+            "kubernetes": lambda: rk.render_kubernetes(m, fsio.reader(pki_dir), rk.K8sOptions(
+                target=k8s_for or "", namespace=namespace, prefix=k8s_prefix, with_keys=with_keys,
+                include_ca_key=include_ca_key, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
+                server=server_name, client=client_name)),
             "jdbc": lambda: rc.render_jdbc(m, files, host=host, user=user, port=port, database=db_name,
                                             pki_dir=str(pki_dir)),
         }

@@ -336,6 +336,7 @@ ALL_FILES = {
     "kong-env": "kong.env",
     "libpq": "libpq.conninfo",
     "jdbc": "jdbc.url",
+    "kubernetes": "kubernetes.yaml",
 }
 
 

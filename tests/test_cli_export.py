@@ -70,3 +70,21 @@ def test_render_libpq_url_quotes_paths_and_leaves_out_the_default_port(pki: Path
 ])
 def test_render_jdbc_errors(pki: Path, args: list[str], error: str) -> None:
     assert run("render", "jdbc", "--dir", str(pki), *args) == (1, "", error + "\n")
+
+
+def test_render_kubernetes_needs_for(pki: Path) -> None:
+    assert run("render", "kubernetes", "--dir", str(pki)) == (
+        1, "", "Error: render kubernetes needs --for, one of kong-helm, cloudnativepg, zalando, bitnami, cert-manager\n")
+
+
+def test_render_kubernetes_refuses_a_bad_object_name(pki: Path) -> None:
+    assert run("render", "kubernetes", "--dir", str(pki), "--for", "zalando", "--name", "Bad_Name") == (
+        1, "", "Error: --name 'Bad_Name-tls' is not a Kubernetes name (lower-case letters, digits and '-', at most 63)\n")
+
+
+def test_render_kubernetes_prints_no_key_unless_asked(pki: Path) -> None:
+    code, out, _ = run("render", "kubernetes", "--dir", str(pki), "--for", "bitnami")
+    assert code == 0 and "# tls.key left out: rerun with --with-keys to include it" in out
+    assert "tls.key:" not in out
+    code, out, _ = run("render", "kubernetes", "--dir", str(pki), "--for", "bitnami", "--with-keys")
+    assert code == 0 and "tls.key:" in out
