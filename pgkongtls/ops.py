@@ -28,7 +28,7 @@ def _files_of(m: Manifest) -> set[str]:
     return names | ({m.crl_file} if m.crl_file else set()) | {CHAIN_FILE}
 
 
-def _write_fresh(out: Path, fs: Change, *, force: bool) -> Manifest:
+def _write_fresh(out: Path, change: Change, *, force: bool) -> Manifest:
     """Write a new PKI; refuse an existing one unless `force`, then drop its old files too."""
     with fsio.transaction(out) as tx:
         present = [n for n in PKI_MARKERS if tx.exists(n)]
@@ -40,9 +40,9 @@ def _write_fresh(out: Path, fs: Change, *, force: bool) -> Manifest:
                 stale = _files_of(tx.manifest())
             except StateError:
                 stale = set()
-        new = fs.all_files()
-        tx.commit(new, private=fs.private, overwrite=force, remove=frozenset(stale - set(new)))
-    return fs.manifest
+        new = change.all_files()
+        tx.commit(new, private=change.private, overwrite=force, remove=frozenset(stale - set(new)))
+    return change.manifest
 
 
 def init(out: Path, opts: InitOptions, *, force: bool = False, now: dt.datetime | None = None,
