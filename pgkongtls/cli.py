@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from pgkongtls import KEY_TYPES, __version__
+from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
+from pgkongtls.cli_topology import topology_options
 
 if TYPE_CHECKING:
     from pgkongtls.manifest import Manifest
@@ -219,11 +221,11 @@ def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: st
         print_summary(out, m, [f"pgkongtls render all --dir {out} --write {out}-config"])
 
 
-RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all")
+RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all", *TOPOLOGY_TARGETS)
 
 
 @main.command()
-@click.argument("target", type=click.Choice(RENDER_TARGETS))
+@click.argument("target", type=click.Choice(RENDER_TARGETS), metavar="TARGET")
 @click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
               help="The PKI directory made by pgkongtls init.")
 @click.option("--pg-dir", default=None, help="Where the PKI files live on the database host [default: --dir, absolute].")
@@ -249,11 +251,14 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all"
 @click.option("--write", "write_dir", type=click.Path(path_type=Path), default=None,
               help="Write snippet file(s) into this directory instead of printing.")
 @click.option("--force", is_flag=True, help="Let --write replace existing files.")
+@topology_options
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
            database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
            pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
-           write_dir: Path | None, force: bool) -> None:
+           write_dir: Path | None, force: bool, **topo: Any) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
+
+    TARGET is one of: postgres, hba, ident, kong, kong-env, libpq, all, standby, pgbouncer, patroni.
 
     \b
     Example:
@@ -261,6 +266,14 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
       pgkongtls render hba --dir pki --auth cert >> pg_hba.conf
       pgkongtls render kong --dir pki --kong-dir /etc/kong/ssl >> kong.conf
       pgkongtls render all --dir pki --write out/
+
+    \b
+    More than one database (README, "Topologies"): standby, pgbouncer, patroni, and
+      pgkongtls render hba --dir pki --replication replicator >> pg_hba.conf
+      pgkongtls render standby --dir pki --client replicator --primary db-1.internal --server db-2
+      pgkongtls render pgbouncer --dir pki --server pgbouncer --client pgbouncer-up
+      pgkongtls render kong --dir pki --via pgbouncer --ro-server db-2
+      pgkongtls render patroni --dir pki --node db-1 --replication replicator --ctl-client patroni
     """
     from pgkongtls import fsio
     from pgkongtls import render as r
@@ -269,7 +282,15 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     here = str(pki_dir.resolve())
     files = r.Files(pg_dir=pg_dir or here, kong_dir=kong_dir or here, server=server_name, client=client_name)
     chosen_auth = auth or r.default_auth(edition)
-    if target == "all":
+    from pgkongtls.cli_topology import check_options, render_target
+
+    check_options(target, topo)
+    if target in TOPOLOGY_TARGETS:
+        source = click.get_current_context().get_parameter_source("client_name")
+        out = render_target(target, m, files, auth=auth, user=user, min_tls=min_tls, edition=edition, address=address,
+                            database=database, reject_plaintext=reject_plaintext,
+                            client_given=source is not click.core.ParameterSource.DEFAULT, **topo)
+    elif target == "all":
         if write_dir is None:
             fail("render all writes one file per snippet; pass --write DIR")
         out = r.render_all(m, files, edition=edition, auth=chosen_auth, min_tls=min_tls,
@@ -278,11 +299,13 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
         renderers = {
             "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls),
             "hba": lambda: r.render_hba(m, auth=chosen_auth, edition=edition, database=database, user=user,
-                                        address=address, reject_plaintext=reject_plaintext),
-            "ident": lambda: r.render_ident(m, user=user),
-            "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system),
+                                        address=address, reject_plaintext=reject_plaintext,
+                                        replication=topo["replication"]),
+            "ident": lambda: r.render_ident(m, user=user, replication=topo["replication"]),
+            "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
+                                          via=topo["via"], ro_server=topo["ro_server"]),
             "kong-env": lambda: r.render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version,
-                                                  system=system),
+                                                  system=system, via=topo["via"], ro_server=topo["ro_server"]),
             "libpq": lambda: r.render_libpq(m, files, host=host, user=user),
         }
         out = {r.ALL_FILES[target]: renderers[target]()}

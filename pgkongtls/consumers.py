@@ -99,3 +99,27 @@ def kong_depth(values: Mapping[str, KongValue]) -> int | None:
     if raw is None:
         return KONG_DEFAULT_DEPTH
     return int(raw.value) if raw.value.isdigit() else None
+
+
+def libpq_name_matches(name: str, host: str) -> bool:
+    """One certificate name (DNS SAN or CN) against the host libpq connects to, wildcards as libpq."""
+    return _name_matches(name, host)
+
+
+# ---- other servers in front of and beside PostgreSQL (FACTS.md, "Other clients", "Kubernetes shapes")
+
+#: The port libpq, pgbouncer's [databases] entries and Patroni assume when none is given.
+PG_DEFAULT_PORT = 5432
+#: pgbouncer's default `listen_port`.
+PGBOUNCER_DEFAULT_PORT = 6432
+#: pgbouncer 1.18: `auth_type = cert` refuses to start unless `client_tls_sslmode = verify-full`, and it
+#: compares the client certificate's CN with the user name itself (there is no pg_ident-style map).
+PGBOUNCER_CERT_SSLMODE = "verify-full"
+#: pgbouncer 1.18 has no CRL setting on either side (no client_tls_crl_file / server_tls_crl_file).
+PGBOUNCER_HAS_CRL = False
+#: pgbouncer's `*_tls_protocols` value for TLS 1.2 and 1.3 only ("secure" means the same in 1.18).
+PGBOUNCER_PROTOCOLS = {"TLSv1.2": "tlsv1.2,tlsv1.3", "TLSv1.3": "tlsv1.3"}
+#: libpq keywords Patroni passes through from `postgresql.authentication.<user>`.
+PATRONI_AUTH_SSL_KEYS = ("sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl")
+#: Patroni's REST API default port.
+PATRONI_RESTAPI_PORT = 8008

@@ -67,8 +67,9 @@ def test_render_dir_without_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_render_unknown_target(pki: Path) -> None:
     r = run("render", "nginx", "--dir", "pki")
     assert r.exit_code == 2
-    assert r.stderr == ("Error: Invalid value for '{postgres|hba|ident|kong|kong-env|libpq|all}': 'nginx' is not one of "
-                        "'postgres', 'hba', 'ident', 'kong', 'kong-env', 'libpq', 'all'. See 'pgkongtls render --help'.\n")
+    assert r.stderr == ("Error: Invalid value for 'TARGET': "
+                        "'nginx' is not one of 'postgres', 'hba', 'ident', 'kong', 'kong-env', 'libpq', 'all', 'standby', "
+                        "'pgbouncer', 'patroni'. See 'pgkongtls render --help'.\n")
 
 
 def test_render_all_needs_write(pki: Path) -> None:
