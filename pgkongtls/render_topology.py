@@ -189,6 +189,12 @@ def render_standby(m: Manifest, files: Files, *, client: str, primary: str, min_
     return "\n".join(lines) + "\n"
 
 
+def pooler_files(m: Manifest, *, server: str, client: str) -> list[str]:
+    """What the pooler holds: its own server certificate and key, its upstream identity, the CA files."""
+    own, up = _entry(m, server, "server", "--server"), _entry(m, client, "client", "--client")
+    return sorted({own.file, own.key_file, up.file, up.key_file, ca_file_for_postgres(m), trust_file_for_clients(m)})
+
+
 def _pgb_value(value: str, what: str) -> str:
     """A pgbouncer.ini value: one line, and no ';' or '#' (pgbouncer reads them as a comment start)."""
     _no_controls(value, what)
@@ -221,7 +227,8 @@ def render_pgbouncer(m: Manifest, files: Files, *, upstream: str | None = None, 
     lines = _header(m, f"pgbouncer.ini: TLS on both hops (Kong -> pooler {pooler.cn} -> PostgreSQL {host})",
                     "merge into pgbouncer.ini, write the auth_file, then restart pgbouncer (TLS files load at start)")
     lines += [
-        f"# key files owned by the pgbouncer user, 0600: {pooler.key_file}, {upcert.key_file}",
+        f"# files in {files.pg_dir} on the pooler: {' '.join(pooler_files(m, server=files.server, client=files.client))}",
+        f"#   key files owned by the pgbouncer user, 0600: {pooler.key_file}, {upcert.key_file}",
         "#",
         "# Who is who:",
     ]

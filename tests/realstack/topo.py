@@ -119,3 +119,74 @@ def ro_view(kong_conf: str, *, resolve: dict[str, str]) -> str:
     assert ro, "no pg_ro_* key in the rendered kong.conf"
     out = [ln for ln in lines if not re.match(rf"\s*pg_(ro_\w+|{'|'.join(ro)})\s*=", ln)]
     return "\n".join(out + [f"pg_{k} = {v}" for k, v in ro.items()]) + "\n"
+
+
+def resolved(kong_conf: str, key: str, address: str) -> str:
+    """kong.conf with `key`'s DNS name replaced by `address`: the test has no DNS (like libpq's hostaddr)."""
+    out, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {address}", kong_conf)
+    assert n == 1, f"{key} is not in the rendered kong.conf once"
+    return out
+
+
+PGBOUNCER = "/usr/sbin/pgbouncer"
+
+
+class Pgbouncer:
+    """Debian's pgbouncer as the postgres user (it refuses root), from a rendered pgbouncer.ini.
+
+    The fixture appends only what is this test machine's (listen address and port, log, pid,
+    socket directory, short waits); TLS and auth settings are the rendered ones."""
+
+    def __init__(self, base: Path, name: str, rendered: str, userlist_path: Path, extra: tuple[str, ...] = ()) -> None:
+        from .pg import free_port
+
+        self.dir = mkdir_owned(base / name)
+        self.port = free_port()
+        self.log = self.dir / "pgbouncer.log"
+        self.pid = self.dir / "pgbouncer.pid"
+        userline = re.search(r'^; ("[^"]*" "[^"]*")$', rendered, re.M)
+        assert userline, "the rendered pgbouncer.ini names no auth_file line"
+        write_owned(userlist_path, (userline.group(1) + "\n").encode(), 0o600)
+        local = [f"listen_addr = {HOST}", f"listen_port = {self.port}", f"unix_socket_dir = {self.dir}",
+                 f"logfile = {self.log}", f"pidfile = {self.pid}", "server_login_retry = 1", *extra]
+        self.ini = self.dir / "pgbouncer.ini"
+        write_owned(self.ini, (rendered + "\n; --- realstack fixture: this machine's own settings\n"
+                               + "\n".join(local) + "\n").encode(), 0o600)
+        res = subprocess.run(["runuser", "-u", PG_USER, "--", PGBOUNCER, "-d", str(self.ini)], capture_output=True,
+                             text=True, timeout=30)
+        if res.returncode != 0:
+            raise ClusterError(f"pgbouncer did not start: {res.stderr}\n{self.log_text()}")
+        deadline = time.monotonic() + 10
+        import socket
+
+        while True:
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"pgbouncer not listening:\n{self.log_text()}") from None
+                time.sleep(0.02)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        try:
+            pid = int(self.pid.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
