@@ -287,8 +287,7 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     check_options(target, topo)
     if target in TOPOLOGY_TARGETS:
         source = click.get_current_context().get_parameter_source("client_name")
-        out = render_target(target, m, files, auth=auth, user=user, min_tls=min_tls, edition=edition, address=address,
-                            database=database, reject_plaintext=reject_plaintext,
+        out = render_target(target, m, files, auth=auth, user=user, min_tls=min_tls, edition=edition,
                             client_given=source is not click.core.ParameterSource.DEFAULT, **topo)
     elif target == "all":
         if write_dir is None:

@@ -57,8 +57,7 @@ def check_options(target: str, topo: dict[str, Any]) -> None:
 
 
 def render_target(target: str, m: Manifest, files: Files, *, auth: str | None, user: str | None, min_tls: str,
-                  edition: str, address: str, database: str, reject_plaintext: bool, client_given: bool,
-                  **topo: Any) -> dict[str, str]:
+                  edition: str, client_given: bool, **topo: Any) -> dict[str, str]:
     """{file name: text} for a target in TARGETS."""
     from dataclasses import replace
 
@@ -79,9 +78,7 @@ def render_target(target: str, m: Manifest, files: Files, *, auth: str | None, u
         if not topo["node"]:
             raise InputError("render patroni needs --node NAME (this node's server certificate)")
         node_files = replace(files, server=topo["node"])
-        kong_hba = r.render_hba(m, auth=auth or r.default_auth(edition), edition=edition, database=database, user=user,
-                                address=address, reject_plaintext=reject_plaintext,
-                                replication=topo["replication"] or "replicator")
         text = t.render_patroni(m, node_files, replication=topo["replication"] or "replicator",
-                                ctl_client=topo["ctl_client"], min_tls=min_tls, kong_hba=kong_hba)
+                                ctl_client=topo["ctl_client"], min_tls=min_tls, auth=auth or r.default_auth(edition),
+                                user=user)
     return {TARGETS[target]: text}

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import re
 import shlex
+from dataclasses import replace
 
 from pgkongtls.consumers import (
     PG_DEFAULT_PORT,
@@ -22,6 +23,7 @@ from pgkongtls.consumers import (
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import CertEntry, Manifest
 from pgkongtls.render import (
+    MAP_NAME,
     MIN_TLS,
     Files,
     _conninfo_quote,
@@ -31,8 +33,10 @@ from pgkongtls.render import (
     ca_file_for_postgres,
     hba_name,
     hba_token,
+    ident_entries,
     kong_value,
     pg_quote,
+    render_hba,
     render_postgres,
     trust_file_for_clients,
 )
@@ -325,7 +329,7 @@ def _yaml(value: str) -> str:
 
 
 def render_patroni(m: Manifest, files: Files, *, replication: str = "replicator", ctl_client: str | None = None,
-                   min_tls: str = "TLSv1.2", kong_hba: str = "") -> str:
+                   min_tls: str = "TLSv1.2", auth: str = "cert", user: str | None = None) -> str:
     """patroni.yml fragment for one node (files.server): PostgreSQL TLS, TLS replication, TLS REST API."""
     if min_tls not in MIN_TLS:
         raise InputError(f"unknown --min-tls {min_tls!r}; use TLSv1.2 or TLSv1.3")
@@ -346,7 +350,12 @@ def render_patroni(m: Manifest, files: Files, *, replication: str = "replicator"
 
     hba = ["local all postgres peer", f"hostssl replication {hba_name(replication, '--replication')} all cert"
            + (f" map={REPLICATION_MAP}" if repl.cn != replication else "")]
+    # Kong's own lines and map, as render hba/ident make them, without the ctl identity (it is not Kong's)
+    kong_m = replace(m, certificates={k: v for k, v in m.certificates.items() if k != ctl_client})
+    kong_hba = render_hba(kong_m, auth=auth, user=user, replication=replication)
     hba += [ln for ln in kong_hba.split("\n") if ln and not ln.startswith("#") and ln not in hba]
+    ident = [f"{MAP_NAME} {system} {role}" for system, role in ident_entries(kong_m, user, replication)]
+    ident += replication_ident_lines(m, replication)
     lines = _header(m, f"Patroni configuration for node {node.cn}: TLS for PostgreSQL, replication and the REST API",
                     "merge into this node's patroni.yml (name, scope, etcd and listen addresses are yours)")
     lines += [
@@ -387,7 +396,6 @@ def render_patroni(m: Manifest, files: Files, *, replication: str = "replicator"
     ]
     lines += ["    superuser:", "      username: postgres", "  use_unix_socket: true"]
     lines += ["  pg_hba:", *(f"    - {_yaml(h)}" for h in hba)]
-    if repl.cn != replication:
-        lines += ["# and in pg_ident.conf (Patroni leaves it to you):",
-                  *(f"#   {ln}" for ln in replication_ident_lines(m, replication))]
+    if ident:
+        lines += ["  pg_ident:", *(f"    - {_yaml(i)}" for i in ident)]
     return "\n".join(lines) + "\n"

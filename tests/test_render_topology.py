@@ -141,10 +141,13 @@ def test_kong_via_pooler_needs_the_cn_to_be_the_user(m: Manifest) -> None:
 
 
 def test_patroni_fragment(m: Manifest) -> None:
-    text = t.render_patroni(m, replace(FILES, server="db-2"), replication="replicator", ctl_client="client",
-                            kong_hba=render.render_hba(m, replication="replicator"))
+    m = add(m, "patroni", "client", "patroni")
+    text = t.render_patroni(m, replace(FILES, server="db-2"), replication="replicator", ctl_client="patroni")
     assert "  verify_client: required\n" in text
     assert '      sslcert: "/etc/postgresql/ssl/replicator.crt"\n' in text
     assert '    - "hostssl replication replicator all cert"\n' in text
     assert text.count("hostssl replication") == 1
     assert '    - "hostnossl all all all reject"\n' in text
+    # the pooler's CN maps to kong (render ident would too); the ctl identity does not
+    assert '  pg_ident:\n    - "pgkongtls pgbouncer kong"\n    - "pgkongtls kong kong"\n' in text
+    assert "patroni kong" not in text
