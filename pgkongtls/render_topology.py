@@ -78,10 +78,8 @@ def replication_identity(m: Manifest, user: str) -> CertEntry:
     if named is not None and named.role == "client" and not named.revoked:
         return named
     by_cn = [e for e in m.by_role("client") if e.cn == user and not e.revoked]
-    if len(by_cn) == 1:
-        return by_cn[0]
-    if by_cn:
-        return sorted(by_cn, key=lambda e: e.name)[0]
+    if by_cn:  # several (a renewal in progress under new names): any of them is the identity
+        return min(by_cn, key=lambda e: e.name)
     raise InputError(f"no client certificate for replication role {user!r}; "
                      f"pgkongtls issue client --dir PKI --name {user} --cn {user}")
 
@@ -220,6 +218,8 @@ def render_pgbouncer(m: Manifest, files: Files, *, upstream: str | None = None, 
     host, port = parse_hostport(upstream or m.hosts[0], what="--upstream")
     _require_covered(m, host, "--upstream")
     role = user or m.db_user
+    if '"' in role:
+        raise InputError(f"--user {role!r} cannot go into a pgbouncer auth_file: it contains a double quote")
     db = database or role
 
     def p(name: str) -> str:
@@ -288,8 +288,6 @@ def render_pgbouncer(m: Manifest, files: Files, *, upstream: str | None = None, 
         f"; auth_file {userlist} holds one line per user:",
         f"; {userline}",
     ]
-    if '"' in role:
-        raise InputError(f"--user {role!r} cannot go into a pgbouncer auth_file: it contains a double quote")
     return "\n".join(lines) + "\n"
 
 
