@@ -279,3 +279,25 @@ def ident_maps(ident: Sequence[IdentLine], map_name: str, system_user: str, user
         if role == user or (not rec.role.quoted and (role == "all" or role.startswith("+"))):
             return True
     return False
+
+
+def libpq_name_matches(name: str, host: str) -> bool:
+    """One certificate name (DNS SAN or CN) against the host libpq connects to, wildcards as libpq."""
+    return _name_matches(name, host)
+
+
+# ---- other servers in front of and beside PostgreSQL (FACTS.md, "Other clients", "Kubernetes shapes")
+
+#: pgbouncer's default `listen_port`.
+PGBOUNCER_DEFAULT_PORT = 6432
+#: pgbouncer 1.18: `auth_type = cert` refuses to start unless `client_tls_sslmode = verify-full`, and it
+#: compares the client certificate's CN with the user name itself (there is no pg_ident-style map).
+PGBOUNCER_CERT_SSLMODE = "verify-full"
+#: pgbouncer 1.18 has no CRL setting on either side (no client_tls_crl_file / server_tls_crl_file).
+PGBOUNCER_HAS_CRL = False
+#: pgbouncer's `*_tls_protocols` value for TLS 1.2 and 1.3 only ("secure" means the same in 1.18).
+PGBOUNCER_PROTOCOLS = {"TLSv1.2": "tlsv1.2,tlsv1.3", "TLSv1.3": "tlsv1.3"}
+#: libpq keywords Patroni passes through from `postgresql.authentication.<user>`.
+PATRONI_AUTH_SSL_KEYS = ("sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl")
+#: Patroni's REST API default port.
+PATRONI_RESTAPI_PORT = 8008
