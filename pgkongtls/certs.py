@@ -136,8 +136,11 @@ def _name(cn: str) -> x509.Name:
 
 def _check_cn(cn: str) -> str:
     """CNs are at most 64 characters (X.520 ub-common-name) and printable."""
-    if not cn or len(cn) > 64:
-        raise InputError(f"common name {cn!r} must be 1 to 64 characters")
+    if any("\ud800" <= c <= "\udfff" for c in cn):
+        raise InputError(f"common name {cn!r} is not valid UTF-8 text")
+    if not cn or len(cn.encode()) > 64:  # cryptography counts the limit in UTF-8 bytes, not characters
+        raise InputError(f"common name {cn!r} is {len(cn.encode())} bytes in UTF-8; "
+                         "it must be 1 to 64 bytes (64 ASCII characters, fewer for accented ones)")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
         raise InputError(f"common name {cn!r} contains a control character")
     return cn

@@ -17,7 +17,7 @@ from cryptography.x509 import verification as v
 
 from pgkongtls import certs
 from pgkongtls.certs import Issued, PrivateKey
-from pgkongtls.errors import InputError, PgkError
+from pgkongtls.errors import InputError, PgkError, deferred_interrupt
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, dumps, entry_for, host_text
 
 CHAIN_FILE = "chain.crt"
@@ -189,13 +189,14 @@ def self_check(
     store = v.Store(anchors)
     at = now + dt.timedelta(seconds=1)
     try:
-        if server is not None:
-            (v.PolicyBuilder().store(store).time(at)
-             .build_server_verifier(subject_for(host)).verify(server, intermediates))
-        if client is not None:
-            ca_policy, ee_policy = _client_policy()
-            (v.PolicyBuilder().store(store).time(at)
-             .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
-             .build_client_verifier().verify(client, intermediates))
+        with deferred_interrupt():  # Ctrl-C inside the verifier would read as a bad signature
+            if server is not None:
+                (v.PolicyBuilder().store(store).time(at)
+                 .build_server_verifier(subject_for(host)).verify(server, intermediates))
+            if client is not None:
+                ca_policy, ee_policy = _client_policy()
+                (v.PolicyBuilder().store(store).time(at)
+                 .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+                 .build_client_verifier().verify(client, intermediates))
     except v.VerificationError as exc:
         raise SelfCheckError(f"self-check failed, this is a pgkongtls bug: {exc}") from None
