@@ -24,7 +24,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from pgkongtls import confparse
+from pgkongtls import confparse, fsio
 from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Setting
 from pgkongtls.consumers import PG_DEFAULT_FILES, SYSTEM_BUNDLES
 from pgkongtls.errors import InputError, StateError
@@ -160,10 +160,13 @@ class VerifyInput:
 
 
 def _read(path: Path) -> bytes:
+    return _read_stat(path)[0]
+
+
+def _read_stat(path: Path) -> tuple[bytes, os.stat_result]:
+    """Only a regular file, and at most fsio.MAX_READ of it: a key linked to /dev/zero or a FIFO is refused."""
     try:
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory; point at a file") from None
+        return fsio.read_regular(path)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
@@ -202,7 +205,7 @@ def load_cert_file(path: Path, *, shown: str | None = None) -> CertFile:
 def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
     """A PEM private key plus the mode and owner PostgreSQL's key rule looks at."""
     where = shown or str(path)
-    data = _read(path)
+    data, st = _read_stat(path)
     if not data.strip():
         raise InputError(f"{where} is empty; restore it or re-create it")
     if data[:1] == b"\x30":
@@ -213,7 +216,6 @@ def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
         raise InputError(f"{where} holds no PEM private key; restore it or re-create it")
     if _pem_blocks(data, rb"[A-Z ]*PRIVATE KEY") < 0:
         raise InputError(f"{where} has a truncated PEM private key (BEGIN and END do not pair up); copy it again")
-    st = path.stat()
     key: PrivateKeyTypes | None = None
     encrypted = False
     try:
@@ -267,8 +269,6 @@ def _maybe_key(path: Path, shown: str) -> MaybeKey:
 
 def load_pki_dir(directory: Path) -> PkiDir:
     """A pgkongtls directory by its manifest, or a hand-made one by the source document's names."""
-    from pgkongtls import fsio
-
     base = str(directory)
     if not directory.exists():
         raise StateError(f"{directory} does not exist; pass the PKI directory")

@@ -18,6 +18,7 @@ from cryptography.x509 import verification as v
 from pgkongtls import certs
 from pgkongtls.certs import Issued, PrivateKey
 from pgkongtls.errors import InputError, PgkError, deferred_interrupt
+from pgkongtls.keywrap import encrypted_pkcs8_pem
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, dumps, entry_for, host_text
 
 CHAIN_FILE = "chain.crt"
@@ -72,10 +73,10 @@ def cert_pem(*cs: x509.Certificate) -> bytes:
 
 def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
     """PKCS#8 PEM; leaf keys stay unencrypted because PostgreSQL and Kong read them plain."""
-    enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-    )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    if passphrase:
+        return encrypted_pkcs8_pem(key, passphrase)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def validate_db_user(user: str) -> str:
