@@ -311,8 +311,8 @@ def _recv_exact(conn: object, n: int, clock: tuple[_Deadline, socket.socket, Tar
     while len(buf) < n:
         try:
             deadline.arm(sock, t, "the StartupMessage exchange")
-        except ProbeError as exc:
-            raise _Hostile(str(exc)) from None
+        except ProbeError:
+            raise _Hostile(_startup_timeout(deadline)) from None
         chunk = conn.recv(n - len(buf))  # type: ignore[attr-defined]
         if not chunk:
             raise EOFError
@@ -326,6 +326,10 @@ def _error_fields(body: bytes) -> dict[str, str]:
         if part:
             fields[chr(part[0])] = printable(part[1:].decode("utf-8", "replace"))
     return fields
+
+
+def _startup_timeout(deadline: _Deadline) -> str:
+    return f"the server did not finish the StartupMessage exchange within --timeout {deadline.seconds:g} s"
 
 
 def _message(hs: _Handshake, clock: tuple[_Deadline, socket.socket, Target]) -> tuple[bytes, bytes]:
@@ -376,7 +380,7 @@ def startup(hs: _Handshake, user: str, database: str, *, deadline: _Deadline, ta
     except _Hostile as exc:
         return Verdict("auth", False, str(exc))
     except SSL.WantReadError:
-        return Verdict("auth", False, f"no answer to the StartupMessage within --timeout {clock[0].seconds:g} s")
+        return Verdict("auth", False, _startup_timeout(clock[0]))
     except (SSL.Error, OSError) as exc:
         return Verdict("auth", False, f"the server closed the connection: {printable(_ssl_text(exc))}")
     except EOFError:
