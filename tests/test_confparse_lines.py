@@ -10,6 +10,7 @@ import pytest
 
 from pgkongtls import confparse, inputs, ops
 from pgkongtls import verify as v
+from pgkongtls.errors import InputError
 from pgkongtls.pki import InitOptions
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
@@ -32,7 +33,7 @@ def test_pg_conf_and_kong_conf_comments_run_to_the_newline(brk: str) -> None:
 
 def test_pg_conf_form_feed_is_not_blank() -> None:
     """guc-file.l eats only space, tab and CR: a leading form feed is a syntax error to PostgreSQL."""
-    with pytest.raises(confparse.InputError, match="line 1: syntax error"):
+    with pytest.raises(InputError, match="line 1: syntax error"):
         confparse.parse_pg_conf("\fssl = on\n")
 
 
