@@ -32,8 +32,9 @@ HOSTILE = [
     os.fsdecode(b"\xff"), os.fsdecode(b"db\xc3"), "db..internal", "[::1", "[::1]:x", "{name}", "'", '"', "#", ",",
     "pki", "client", "server", "root", "pgkongtls.json",
 ]
-SETTINGS = settings(max_examples=int(os.environ.get("PGKONGTLS_FUZZ_EXAMPLES", "60")), deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+#: 60 per command keeps the file near 10 s; PGKONGTLS_FUZZ_EXAMPLES=1000 for a longer hunt.
+SETTINGS = settings(max_examples=int(os.environ.get("PGKONGTLS_FUZZ_EXAMPLES", "60")), deadline=None,
+                    derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 #: Commands whose exit 1 can be a report (findings, FAIL verdicts) rather than an Error line.
 REPORTERS = {"verify", "probe"}
 
@@ -112,8 +113,12 @@ def sandbox(template: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="pgk-fuzz-") as tmp:
         work = Path(tmp, "a", "b", "c", "work")
         shutil.copytree(template, work)
-        with contextlib.chdir(work):
+        before = os.getcwd()
+        os.chdir(work)  # contextlib.chdir is 3.11+, and the project supports older Pythons
+        try:
             yield work
+        finally:
+            os.chdir(before)
 
 
 @pytest.mark.parametrize("path", commands(), ids=" ".join)
