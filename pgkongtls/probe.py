@@ -47,6 +47,8 @@ X509_ERRORS = {
     25: "path length constraint exceeded", 26: "unsupported certificate purpose", 27: "certificate not trusted",
     28: "certificate rejected", 92: "CA cert does not include key usage extension",
 }
+#: --timeout bounds: below 0.1 s no handshake finishes; above a day the socket timeouts overflow.
+MIN_TIMEOUT, MAX_TIMEOUT = 0.1, 86400.0
 #: libpq's limit for the messages a probe can meet (fe-protocol3.c): a longer one is not PostgreSQL.
 MAX_MESSAGE = 30000
 AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "a SASL (SCRAM-SHA-256) password"}
@@ -438,6 +440,8 @@ def options_from(
     from pgkongtls import inputs
     from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_DEPTH, KONG_DEFAULT_USER, kong_depth
 
+    if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # also NaN, which click's FloatRange lets through
+        raise InputError(f"--timeout must be {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g} seconds, got {timeout:g}")
     if kong_conf is not None and (ca is not None or depth is not None):
         raise InputError("--kong-conf brings its own trust file and depth; drop --ca/--depth or --kong-conf")
     if depth is not None and ca is None:

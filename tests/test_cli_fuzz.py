@@ -30,7 +30,7 @@ HOSTILE = [
     "", " ", "x" * 5000, "é" * 40, "..", "../..", "/", "./", "a/b", "-", "--", "0", "-1", "99999999999", "1e309",
     "a\nb", "kong\nhost all all all trust", "\x1b[31mred", "\x00", "\x7f", "\u2028", "\r", "\t",
     os.fsdecode(b"\xff"), os.fsdecode(b"db\xc3"), "db..internal", "[::1", "[::1]:x", "{name}", "'", '"', "#", ",",
-    "pki", "client", "server", "root", "pgkongtls.json",
+    "pki", "client", "server", "root", "pgkongtls.json", "127.0.0.1:1",
 ]
 #: 60 per command keeps the file near 10 s; PGKONGTLS_FUZZ_EXAMPLES=1000 for a longer hunt.
 SETTINGS = settings(max_examples=int(os.environ.get("PGKONGTLS_FUZZ_EXAMPLES", "60")), deadline=None,
