@@ -23,7 +23,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from cryptography import x509
 from pgkongtls.consumers import libpq_host_check
 from pgkongtls.errors import InputError, PgkError, printable
 from pgkongtls.manifest import fingerprint, iso, sans_of
+from pgkongtls.pgwire import Deadline, Hostile, error_fields, read_message
 
 DEFAULT_PORT = 5432
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
@@ -49,8 +49,6 @@ X509_ERRORS = {
 }
 #: --timeout bounds: below 0.1 s no handshake finishes; above a day the socket timeouts overflow.
 MIN_TIMEOUT, MAX_TIMEOUT = 0.1, 86400.0
-#: libpq's limit for the messages a probe can meet (fe-protocol3.c): a longer one is not PostgreSQL.
-MAX_MESSAGE = 30000
 AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "a SASL (SCRAM-SHA-256) password"}
 
 
@@ -148,28 +146,6 @@ class ProbeOptions:
     timeout: float = 5.0
 
 
-class _Deadline:
-    """The one --timeout for the whole probe: every connect, read and handshake gets what is left."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def left(self, t: Target, doing: str) -> float:
-        remaining = self.end - time.monotonic()
-        if remaining <= 0:
-            raise ProbeError(f"{t} did not finish {doing} within --timeout {self.seconds:g} s")
-        return remaining
-
-    def arm(self, sock: socket.socket, t: Target, doing: str) -> None:
-        """Bound the next blocking read/write on a socket pyOpenSSL uses (it ignores settimeout)."""
-        remaining = self.left(t, doing)
-        usec = max(int((remaining % 1) * 1e6), 0 if int(remaining) else 1)  # 0 s 0 us would mean "forever"
-        tv = struct.pack("ll", int(remaining), usec)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-
-
 @dataclass
 class _Handshake:
     conn: object
@@ -213,14 +189,14 @@ def _ssl_request(sock: socket.socket, t: Target) -> bool:
 
 
 def _handshake(t: Target, opts: ProbeOptions, *, depth: int | None, sni: bool,
-               deadline: _Deadline) -> _Handshake | None:
+               deadline: Deadline) -> _Handshake | None:
     """One TLS handshake after SSLRequest; None when the server refused SSL."""
     from OpenSSL import SSL
 
-    sock = _connect(t, deadline.left(t, "connecting"))
+    sock = _connect(t, deadline.left(str(t), "connecting"))
     try:
-        sock.settimeout(deadline.left(t, "the SSLRequest"))
-    except ProbeError:
+        sock.settimeout(deadline.left(str(t), "the SSLRequest"))
+    except PgkError:
         sock.close()
         raise
     if not _ssl_request(sock, t):
@@ -256,8 +232,8 @@ def _handshake(t: Target, opts: ProbeOptions, *, depth: int | None, sni: bool,
             raise InputError(f"{opts.key_file} does not match {opts.cert_file}; pass the key made with it") from None
     sock.settimeout(None)
     try:
-        deadline.arm(sock, t, "the TLS handshake")
-    except ProbeError:
+        deadline.arm(sock, str(t), "the TLS handshake")
+    except PgkError:
         sock.close()
         raise
     conn = SSL.Connection(ctx, sock)
@@ -303,57 +279,12 @@ def _chain_verdict(name: str, hs: _Handshake, label: str) -> Verdict:
     return Verdict(name, False, f"certificate verify failed: {text} (depth {depth}, {subject})")
 
 
-class _Hostile(Exception):
-    """The server broke the protocol (a message too short or too long, or no end in time)."""
-
-
-def _recv_exact(conn: object, n: int, clock: tuple[_Deadline, socket.socket, Target]) -> bytes:
-    deadline, sock, t = clock
-    buf = b""
-    while len(buf) < n:
-        try:
-            deadline.arm(sock, t, "the StartupMessage exchange")
-        except ProbeError:
-            raise _Hostile(_startup_timeout(deadline)) from None
-        chunk = conn.recv(n - len(buf))  # type: ignore[attr-defined]
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return buf
-
-
-def _error_fields(body: bytes) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for part in body.split(b"\0"):
-        if part:
-            fields[chr(part[0])] = printable(part[1:].decode("utf-8", "replace"))
-    return fields
-
-
-def _startup_timeout(deadline: _Deadline) -> str:
-    return f"the server did not finish the StartupMessage exchange within --timeout {deadline.seconds:g} s"
-
-
-def _message(hs: _Handshake, clock: tuple[_Deadline, socket.socket, Target]) -> tuple[bytes, bytes]:
-    """One backend message (type, body), refusing lengths PostgreSQL never sends."""
-    kind = _recv_exact(hs.conn, 1, clock)
-    length = struct.unpack("!i", _recv_exact(hs.conn, 4, clock))[0]
-    if not 4 <= length <= MAX_MESSAGE:
-        raise _Hostile(f"the server sent a {printable(repr(kind)[2:-1])!r} message of length {length} "
-                       f"(PostgreSQL's are 4 to {MAX_MESSAGE}); it is not a PostgreSQL server")
-    body = _recv_exact(hs.conn, length - 4, clock)
-    if kind == b"R" and len(body) < 4:
-        raise _Hostile("the server sent an authentication message without a code; it is not a PostgreSQL server")
-    return kind, body
-
-
-def startup(hs: _Handshake, user: str, database: str, *, deadline: _Deadline, target: Target) -> Verdict:
+def startup(hs: _Handshake, user: str, database: str, *, deadline: Deadline) -> Verdict:
     """StartupMessage over the TLS connection; the server's answer, its text made printable."""
     from OpenSSL import SSL
 
     if "\0" in user + database:
         raise InputError("--user and --database cannot contain a NUL character")
-    clock = (deadline, hs.sock, target)
 
     params = b"".join(k + b"\0" + v.encode() + b"\0" for k, v in (
         (b"user", user), (b"database", database), (b"application_name", "pgkongtls probe"))) + b"\0"
@@ -361,9 +292,9 @@ def startup(hs: _Handshake, user: str, database: str, *, deadline: _Deadline, ta
     try:
         hs.conn.sendall(struct.pack("!ii", len(params) + 8, PROTOCOL_3) + params)  # type: ignore[attr-defined]
         while True:
-            kind, body = _message(hs, clock)
+            kind, body = read_message(hs.conn, hs.sock, deadline)
             if kind == b"E":
-                f = _error_fields(body)
+                f = error_fields(body)
                 text = f"{f.get('S', 'ERROR')}: {f.get('M', '')}"
                 if authenticated:
                     return Verdict("auth", True, f"AuthenticationOk as {user!r}, then the server said {text}")
@@ -379,10 +310,10 @@ def startup(hs: _Handshake, user: str, database: str, *, deadline: _Deadline, ta
             if kind == b"Z":
                 hs.conn.sendall(b"X\0\0\0\4")  # type: ignore[attr-defined]
                 return Verdict("auth", True, f"AuthenticationOk as {user!r} to database {database!r}")
-    except _Hostile as exc:
+    except Hostile as exc:
         return Verdict("auth", False, str(exc))
     except SSL.WantReadError:
-        return Verdict("auth", False, _startup_timeout(clock[0]))
+        return Verdict("auth", False, deadline.startup_expired())
     except (SSL.Error, OSError) as exc:
         return Verdict("auth", False, f"the server closed the connection: {printable(_ssl_text(exc))}")
     except EOFError:
@@ -403,7 +334,7 @@ def _close(hs: _Handshake) -> None:
 
 def probe(target: Target, opts: ProbeOptions) -> ProbeReport:
     """Connect as Kong would (and, with a trust file, as libpq verify-full would); report what happened."""
-    deadline = _Deadline(opts.timeout)
+    deadline = Deadline(opts.timeout)
     kong = _handshake(target, opts, depth=opts.depth if opts.trusted is not None else None, sni=False,
                       deadline=deadline)
     if kong is None:
@@ -414,7 +345,7 @@ def probe(target: Target, opts: ProbeOptions) -> ProbeReport:
         if opts.trusted is not None:
             verdicts.append(_chain_verdict("kong", kong, f"{opts.trust_label} at lua_ssl_verify_depth {opts.depth}"))
         if opts.user is not None:
-            verdicts.append(startup(kong, opts.user, opts.database or opts.user, deadline=deadline, target=target))
+            verdicts.append(startup(kong, opts.user, opts.database or opts.user, deadline=deadline))
     finally:
         _close(kong)
     if opts.trusted is not None:
