@@ -126,9 +126,9 @@ def _refuse_non_utf8(args: list[str]) -> None:
     for arg in args:
         if isinstance(arg, str) and any("\udc80" <= c <= "\udcff" for c in arg):
             shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            _error_line(f"argument {printable(shown)!r} is not valid UTF-8; pass UTF-8 text", 2)
+            _error_line(f"argument '{printable(shown)}' is not valid UTF-8; pass UTF-8 text", 2)
         if isinstance(arg, str) and "\0" in arg:  # only a caller other than a shell can pass one
-            _error_line(f"argument {printable(arg)!r} contains a NUL character", 2)
+            _error_line(f"argument '{printable(arg)}' contains a NUL character", 2)
 
 
 def stderr_console() -> Any:

@@ -100,8 +100,21 @@ def test_init_root_cn_over_64_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_a_non_utf8_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     arg = os.fsdecode(b"\xff")  # what Python makes of `--db-user $'\xff'` (surrogateescape)
-    refused(run("init", "--db-user", arg), "argument '\\\\xff' is not valid UTF-8; pass UTF-8 text", code=2)
+    refused(run("init", "--db-user", arg), "argument '\\xff' is not valid UTF-8; pass UTF-8 text", code=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_nul_in_an_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by tests/test_cli_fuzz.py: no shell can pass one, but a caller of main() can."""
+    monkeypatch.chdir(tmp_path)
+    refused(run("status", "--dir", "a\0b"), "argument 'a\\x00b' contains a NUL character", code=2)
+
+
+def test_an_error_line_stays_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by tests/test_cli_fuzz.py: a newline in a path split the Error line in two."""
+    monkeypatch.chdir(tmp_path)
+    refused(run("status", "--dir", "a\nb"),
+            "a\\nb does not exist; create a PKI with pgkongtls init --out a\\nb")
 
 
 @pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
