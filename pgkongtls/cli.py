@@ -8,6 +8,7 @@ are imported inside each command so `--help` and `render` start fast.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -18,6 +19,7 @@ from pgkongtls import KEY_TYPES, __version__
 from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
 from pgkongtls.cli_topology import topology_options
 from pgkongtls.consumers import PG_DEFAULT_PORT
+from pgkongtls.errors import PgkError, PgkWarning
 from pgkongtls.render_k8s import K8S_TARGETS
 
 if TYPE_CHECKING:
@@ -56,25 +58,29 @@ class Cli(click.Group):
         """Usage errors are one line too: the problem, then where to read more (no usage dump)."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _refuse_non_utf8(sys.argv[1:] if args is None else list(args))
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", PgkWarning)
+                warnings.showwarning = _show_warning
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
             exc.show()  # no arguments at all: the help text is the answer
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = f"'{exc.ctx.command_path} --help'" if exc.ctx else "--help"
-            click.echo(f"Error: {exc.format_message()} See {where}.", err=True)
-            sys.exit(exc.exit_code)
+            _error_line(f"{exc.format_message()} See {where}.", exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click.Abort:
+            _error_line(exc.format_message(), exc.exit_code)
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
+                _error_line(INTERRUPTED, EXIT_INTERRUPTED)
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from pgkongtls.errors import PgkError
+        import os
 
         try:
             return super().invoke(ctx)
@@ -83,6 +89,56 @@ class Cli(click.Group):
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+        except KeyboardInterrupt:
+            # Not a bug and not a usage error: the writers stage everything, so nothing was changed.
+            raise click.ClickException(INTERRUPTED) from None
+        except (click.ClickException, click.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # never a traceback; PGKONGTLS_TRACEBACK=1 shows it for a bug report
+            if os.environ.get("PGKONGTLS_TRACEBACK"):
+                raise
+            raise Bug(f"unexpected {type(exc).__name__}: {exc}; this is a pgkongtls bug, please "
+                      "report it (PGKONGTLS_TRACEBACK=1 shows where)") from None
+
+
+INTERRUPTED = "interrupted (Ctrl-C); nothing was changed"
+#: 128 + SIGINT, what a shell reports for a program Ctrl-C stopped.
+EXIT_INTERRUPTED = 130
+
+
+class Bug(click.ClickException):
+    """An exception no library code meant to raise; exit 70 is sysexits' EX_SOFTWARE."""
+
+    exit_code = 70
+
+
+def _error_line(message: str, exit_code: int) -> NoReturn:
+    """The one `Error:` line, with any control character the message carries made visible."""
+    from pgkongtls.errors import printable
+
+    if message == INTERRUPTED:
+        exit_code = EXIT_INTERRUPTED
+    click.echo(f"Error: {printable(message)}", err=True)
+    sys.exit(exit_code)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    from pgkongtls.errors import printable
+
+    click.echo(f"Warning: {printable(str(message))}", err=True)
+
+
+def _refuse_non_utf8(args: list[str]) -> None:
+    """Linux hands Python undecodable bytes as lone surrogates; they cannot go into a certificate or a config.
+    NUL never reaches a C program's argv, and would end every path and name early."""
+    from pgkongtls.errors import printable
+
+    for arg in args:
+        if isinstance(arg, str) and any("\udc80" <= c <= "\udcff" for c in arg):
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            _error_line(f"argument '{printable(shown)}' is not valid UTF-8; pass UTF-8 text", 2)
+        if isinstance(arg, str) and "\0" in arg:  # only a caller other than a shell can pass one
+            _error_line(f"argument '{printable(arg)}' contains a NUL character", 2)
 
 
 def stderr_console() -> Any:

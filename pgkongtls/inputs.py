@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from pgkongtls import confparse, pkiload
+from pgkongtls import confparse, fsio, pkiload
 from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Setting
 from pgkongtls.consumers import PG_DEFAULT_FILES, SYSTEM_BUNDLES
 from pgkongtls.errors import InputError, StateError
@@ -161,10 +161,13 @@ class VerifyInput:
 
 
 def _read(path: Path) -> bytes:
+    return _read_stat(path)[0]
+
+
+def _read_stat(path: Path) -> tuple[bytes, os.stat_result]:
+    """Only a regular file, and at most fsio.MAX_READ of it: a key linked to /dev/zero or a FIFO is refused."""
     try:
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory; point at a file") from None
+        return fsio.read_regular(path)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
@@ -177,8 +180,8 @@ def load_cert_file(path: Path, *, shown: str | None = None) -> CertFile:
 def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
     """A PEM private key plus the mode and owner PostgreSQL's key rule looks at."""
     where = shown or str(path)
-    loaded = pkiload.parse_key(_read(path), where)
-    st = path.stat()
+    data, st = _read_stat(path)
+    loaded = pkiload.parse_key(data, where)
     key: PrivateKeyTypes | None = loaded.key
     encrypted = loaded.encrypted
     return KeyFile(path=where, key=key, encrypted=encrypted, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
@@ -209,8 +212,6 @@ def _maybe_key(path: Path, shown: str) -> MaybeKey:
 
 def load_pki_dir(directory: Path) -> PkiDir:
     """A pgkongtls directory by its manifest, or a hand-made one by the source document's names."""
-    from pgkongtls import fsio
-
     base = str(directory)
     if not directory.exists():
         raise StateError(f"{directory} does not exist; pass the PKI directory")

@@ -249,6 +249,8 @@ def loads(text: str) -> Manifest:
         certificates=certs, crl_file=_need(data, "crl_file", (str, type(None)), "manifest"),
         crl_next_update=_need(data, "crl_next_update", (str, type(None)), "manifest"),
     )
+    if not m.hosts:
+        raise StateError(f"{MANIFEST_NAME}: manifest.hosts is empty; it needs the database host names from init --db-host")
     if not all(isinstance(h, str) for h in m.hosts) or m.key_type not in KEY_TYPES:
         raise StateError(f"{MANIFEST_NAME}: manifest.hosts or key_type is malformed; re-create it with pgkongtls init --force")
     _well_formed(m.crl_next_update, _TIME, "manifest.crl_next_update")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pgkongtls.consumers import KONG_DEFAULT_DEPTH
 from pgkongtls.errors import InputError
-from pgkongtls.manifest import Manifest
+from pgkongtls.manifest import CertEntry, Manifest
 
 AUTHS = ("cert", "verify-full", "scram")
 EDITIONS = ("enterprise", "oss")
@@ -273,9 +273,7 @@ def kong_settings(
     if pg_ssl_version not in PG_SSL_VERSIONS:
         raise InputError(f"unknown --pg-ssl-version {pg_ssl_version!r}; use one of {', '.join(PG_SSL_VERSIONS)}")
     kong_value(files.kong_dir, "--kong-dir")
-    client = m.certificates.get(files.client)
-    if client is None or client.role != "client":
-        raise InputError(f"{files.client!r} is not a client certificate in this PKI")
+    client = client_entry(m, files.client)
     trust = kong_value(_path(files.kong_dir, trust_file_for_clients(m), "--kong-dir"), "--kong-dir")
     depth, arithmetic = verify_depth(m)
     comments = [
@@ -333,10 +331,27 @@ def render_kong_env(m: Manifest, files: Files, *, edition: str = "enterprise", p
     return "\n".join(lines) + "\n"
 
 
+def client_entry(m: Manifest, name: str) -> CertEntry:
+    """The --client certificate: one in service, of the client role (never a server key, a revoked
+    certificate or a superseded one kept for the CRL)."""
+    entry = m.certificates.get(name)
+    if entry is None:
+        raise InputError(f"--client {name!r} is not in this PKI; issue it: pgkongtls issue client --name {name}")
+    base = name.partition("@")[0]
+    if entry.role != "client":
+        raise InputError(f"--client {name!r} is a {entry.role} certificate; pass the name of a client certificate")
+    if "@" in name:
+        raise InputError(f"--client {name!r} is a superseded certificate kept for the CRL; pass --client {base}")
+    if entry.revoked:
+        raise InputError(f"--client {name!r} was revoked on {entry.revoked[:10]}; "
+                         f"issue a new one: pgkongtls issue client --name {base} --force")
+    return entry
+
+
 def render_libpq(m: Manifest, files: Files, *, host: str | None = None, user: str | None = None) -> str:
     """A libpq connection string that checks what Kong cannot: verify-full, host name included."""
     trust = _path(files.kong_dir, trust_file_for_clients(m), "--kong-dir")
-    client = m.certificates[files.client]
+    client = client_entry(m, files.client)
     parts = {
         "host": host or m.hosts[0], "user": user or m.db_user, "sslmode": "verify-full", "sslrootcert": trust,
         "sslcert": _path(files.kong_dir, client.file, "--kong-dir"),

@@ -360,17 +360,21 @@ def test_every_signing_command_takes_the_passphrase(locked: Path) -> None:
 def test_a_wrong_or_missing_passphrase(locked: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     (tmp_path / "wrong").write_text("incorrect horse\n")
     (tmp_path / "empty").write_text("")
+    for name in ("wrong", "empty"):
+        (tmp_path / name).chmod(0o600)  # a readable one adds a Warning line (tests/test_kdf.py)
     refused(tmp_path, ["issue", "client", "--dir", "locked", "--name", "n1", *extra], message)
 
 
 def test_init_with_an_empty_passphrase_file_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / "empty").write_text("\n")
+    (tmp_path / "empty").chmod(0o600)
     refused(tmp_path, ["init", "--out", "pki", "--ca-passphrase-file", "empty"],
             "--ca-passphrase-file empty is empty; write the CA passphrase into it")
 
 
 def test_a_passphrase_for_plain_keys(pki: Path, tmp_path: Path) -> None:
     (tmp_path / "phrase").write_text("x\n")
+    (tmp_path / "phrase").chmod(0o600)
     refused(tmp_path, ["crl", "--ca-passphrase-file", "phrase"], "root.key is not encrypted; drop --ca-passphrase-file")
 
 

@@ -757,6 +757,7 @@ def test_a_passphrase_for_plain_ca_keys_is_refused(pki: Path) -> None:
 def test_read_passphrase(tmp_path: Path) -> None:
     f = tmp_path / "phrase"
     f.write_bytes(b"s3cret\n")
+    f.chmod(0o600)  # readable by others it would warn (tests/test_kdf.py)
     assert fsio.read_passphrase(f) == b"s3cret"
     f.write_bytes(b"s3cret\r\n")
     assert fsio.read_passphrase(f) == b"s3cret"

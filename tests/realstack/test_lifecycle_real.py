@@ -103,6 +103,8 @@ def test_a_revoked_node_is_refused_after_reload_and_the_others_still_connect(
     applied = cluster.apply(fleet, auth="cert")
     assert "ssl_crl_file" not in applied.postgres_conf
     assert connect(fleet, cluster, "kong-node-2") == "/CN=kong-node-2"  # it worked before the revocation
+    # The node keeps the kong.conf it was given; render refuses a revoked --client from now on.
+    node2_conf = fleet.render("kong", "--client", "kong-node-2")
     cli("revoke", "--dir", str(fleet.dir), "kong-node-2", "--reason", "keyCompromise")
     applied = cluster.apply(fleet, auth="cert")  # copy crl.pem, rendered config, pg_reload_conf()
     assert f"ssl_crl_file = '{applied.pg_dir / 'crl.pem'}'\n" in applied.postgres_conf
@@ -113,7 +115,7 @@ def test_a_revoked_node_is_refused_after_reload_and_the_others_still_connect(
     assert "certificate revoked" in msg, msg
     # PostgreSQL 15 logs only the generic reason; the TLS alert libpq got names the revocation.
     assert "could not accept SSL connection: certificate verify failed" in cluster.wait_log(mark, "verify failed")
-    res = kong_as(fleet, kong, cluster, "kong-node-2")
+    res = kong.connect(node2_conf, port=cluster.port)
     record(case="revoked kong-node-2 after reload", client="libpq + Kong EE", expected="refused",
            observed=f"libpq: {msg.splitlines()[0]}; kong: {res}", column="lifecycle")
     assert not res.ok, res  # type: ignore[attr-defined]
