@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pgkongtls import ops
+from pgkongtls.certs import utcnow
 from pgkongtls.cli import main
 from pgkongtls.pki import InitOptions
 
@@ -26,8 +27,9 @@ def run(*args: str) -> Result:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    now = utcnow()  # the clock of this fixture's PKI, read when it is minted
     d = tmp_path_factory.mktemp("tpl") / "pki"
-    ops.init(d, InitOptions())
+    ops.init(d, InitOptions(), now=now)
     return d
 
 

@@ -74,7 +74,8 @@ def test_init_force_replaces(tmp_path: Path) -> None:
     (["--db-host", "bad_host"], "Error: invalid host 'bad_host': not a valid DNS name or IP address\n"),
     (["--db-host", "*.example.com"], "Error: invalid host '*.example.com': wildcards are not accepted for a database host\n"),
     (["--db-user", "kong\nhost all all all trust"],
-     "Error: invalid --db-user 'kong\\nhost all all all trust': spaces, quotes, commas, # and control characters are not allowed\n"),
+     "Error: invalid --db-user 'kong\\nhost all all all trust': "
+     "spaces, quotes, commas, # and control characters are not allowed\n"),
     (["--root-cn", "x" * 65], f"Error: common name '{'x' * 65}' must be 1 to 64 characters\n"),
 ])
 def test_init_bad_input_one_line_nothing_written(tmp_path: Path, args: list[str], message: str) -> None:

@@ -12,6 +12,7 @@ Mostly the library layer (fast); a few examples go through the CLI.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import os
 import posixpath
@@ -27,6 +28,7 @@ from hypothesis import HealthCheck, currently_in_test_context, event, example, g
 from hypothesis import strategies as st
 
 from pgkongtls import certs, lifecycle, pki, render
+from pgkongtls.certs import utcnow
 from pgkongtls.cli import main
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import Manifest, host_text
@@ -142,8 +144,9 @@ def expected_san(host: str) -> x509.GeneralName | None:
 @example(host="straße.de")
 @example(host="010.0.0.5")
 def test_db_host_round_trips_into_the_server_certificate_or_is_refused(host: str) -> None:
+    now = utcnow()  # read in the test: hypothesis runs each example with one fixture set
     try:
-        fs = pki.plan_init(pki.InitOptions(chain="root", hosts=(host,)))
+        fs = pki.plan_init(pki.InitOptions(chain="root", hosts=(host,)), now=now)
     except InputError as exc:
         refused_in_one_line(exc)
         return
@@ -173,8 +176,9 @@ def test_a_db_host_that_reads_as_an_ipv4_address_is_refused(host: str) -> None:
 @example(user="kong\nhost all all all trust")
 @example(user="all")
 def test_db_user_round_trips_into_the_client_cn_and_every_config_or_is_refused(user: str) -> None:
+    now = utcnow()  # read in the test: hypothesis runs each example with one fixture set
     try:
-        fs = pki.plan_init(pki.InitOptions(chain="root", db_user=user))
+        fs = pki.plan_init(pki.InitOptions(chain="root", db_user=user), now=now)
     except InputError as exc:
         refused_in_one_line(exc)
         return
@@ -188,10 +192,10 @@ def test_db_user_round_trips_into_the_client_cn_and_every_config_or_is_refused(u
     assert dict(conninfo(render.render_libpq(m, FILES)))["user"] == user
 
 
-def test_a_db_user_with_a_newline_never_renders_a_trust_line() -> None:
+def test_a_db_user_with_a_newline_never_renders_a_trust_line(now: dt.datetime) -> None:
     m, _ = base()
     with pytest.raises(InputError) as exc:
-        pki.plan_init(pki.InitOptions(db_user="kong\nhost all all all trust"))
+        pki.plan_init(pki.InitOptions(db_user="kong\nhost all all all trust"), now=now)
     refused_in_one_line(exc.value)
     with pytest.raises(InputError, match="contains a newline or control character"):
         render.render_hba(m, auth="verify-full", user="kong\nhost all all all trust")
@@ -242,7 +246,7 @@ def test_client_cn_round_trips_into_the_certificate_and_the_ident_map_or_is_refu
         assert records == []
     else:  # the new CN, plus an identity line for init's client (its CN is the db user)
         assert len(records) == 2 and all(len(r) == 3 for r in records), records
-        for (mapname, system, role), cn in zip(sorted(records, key=lambda r: r[1][0][0] != got), (got, m.db_user)):
+        for (mapname, system, role), cn in zip(sorted(records, key=lambda r: r[1][0][0] != got), (got, m.db_user), strict=True):
             assert keyword(mapname, "pgkongtls")
             assert literal(system, cn, keywords=()), f"system-username {system} is not exactly the CN {cn!r}"
             assert literal(role, m.db_user)
@@ -275,7 +279,8 @@ def test_a_numbered_fleet_regex_matches_exactly_the_fleet(prefix: str) -> None:
         shared = re.sub(r"\\(.)", r"\1", mt.group(1))  # the literal prefix the regex stands for
         assert all(cn.startswith(shared) and cn[len(shared):].isdigit() for cn in cns)
         assert all(re.fullmatch(regex, cn) for cn in cns)
-        for other in (shared + "x", "x" + shared + "1", shared, shared + "1\n", shared + "1x", *([shared[:-1] + "1"] if shared else [])):
+        near = (shared + "x", "x" + shared + "1", shared, shared + "1\n", shared + "1x", *([shared[:-1] + "1"] if shared else []))
+        for other in near:
             assert not re.fullmatch(regex, other), (regex, other)
     else:
         assert sorted(s[0][0] for s in systems) == sorted(cns) and all(literal(s, s[0][0], keywords=())

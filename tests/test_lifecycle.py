@@ -299,15 +299,18 @@ def test_a_replaced_certificate_is_named_and_refused(pki: Path, tmp_path: Path) 
     before = snapshot(pki)
     with pytest.raises(StateError) as e:
         ops.issue(pki, clients("n1"), now=NOW)
-    assert str(e.value) == "server.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"
+    assert str(e.value) == ("server.crt differs from what pgkongtls.json recorded (edited by hand?); "
+                            "restore the file pgkongtls wrote")
     assert snapshot(pki) == before
 
 
 @pytest.mark.parametrize(("file", "content", "message"), [
     ("client.crt", b"", "client.crt is not a PEM certificate any more (edited by hand?); restore the file pgkongtls wrote"),
     ("root.crt", None, "root.crt is missing; restore it or re-create the PKI with pgkongtls init --force"),
-    ("chain.crt", "root-only", "chain.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"),
-    ("server.crt", "leaf-only", "server.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"),
+    ("chain.crt", "root-only",
+     "chain.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"),
+    ("server.crt", "leaf-only",
+     "server.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"),
 ])
 def test_edited_missing_or_truncated_files_are_refused(pki: Path, file: str, content: object, message: str) -> None:
     path = pki / file
@@ -448,7 +451,8 @@ def test_renewing_a_revoked_certificate_keeps_it_on_the_crl(pki: Path) -> None:
     revoked = {r.serial_number for c in crls for r in c}
     assert revoked == {int(old.serial, 16)}
     assert render.client_cns(m) == ["kong", "kong-node-2"]
-    with pytest.raises(InputError, match=f"^kong-node-2@{old.serial} is a revoked certificate kept for the CRL; renew kong-node-2 instead$"):
+    kept = f"^kong-node-2@{old.serial} is a revoked certificate kept for the CRL; renew kong-node-2 instead$"
+    with pytest.raises(InputError, match=kept):
         ops.renew(pki, [f"kong-node-2@{old.serial}"], now=NOW)
 
 
