@@ -85,14 +85,25 @@ def test_verify_warnings_only_exit_0(source_doc: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "0 error(s), 5 warning(s)" in r.stderr
 
 
-def test_verify_of_render_all_kong_conf_and_pg_hba_has_no_findings(pki: Path, tmp_path: Path) -> None:
-    """render all's kong.conf and pg_hba.conf agree with the PKI (postgresql.conf: the next test)."""
-    out = tmp_path / "conf"
+#: The PKI shapes the README says verify finds nothing wrong with, with render all's kong.conf and pg_hba.conf.
+SHAPES = {"init": ["init"], "init --chain root": ["init", "--chain", "root"], "self-signed --test": ["self-signed", "--test"]}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_verify_of_each_shape_with_render_all_kong_conf_and_pg_hba_has_no_findings(shape: str, tmp_path: Path) -> None:
+    """render all's kong.conf and pg_hba.conf agree with the PKI (postgresql.conf: see below)."""
+    pki, out = tmp_path / "pki", tmp_path / "conf"
+    assert run(*SHAPES[shape], "--out", str(pki)).exit_code == 0
     assert run("render", "all", "--dir", str(pki), "--write", str(out)).exit_code == 0
     r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--pg-hba",
             str(out / "pg_hba.conf.snippet"), "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout) == []
+
+
+def test_verify_of_render_all_kong_conf_on_oss_reports_only_the_enterprise_keys(pki: Path, tmp_path: Path) -> None:
+    out = tmp_path / "conf"
+    assert run("render", "all", "--dir", str(pki), "--write", str(out)).exit_code == 0
     r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--edition", "oss", "--json")
     assert r.exit_code == 1
     assert {f["id"] for f in json.loads(r.stdout)} == {"kong-enterprise-key"}
