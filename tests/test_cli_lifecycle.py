@@ -345,9 +345,19 @@ def test_init_with_a_passphrase_encrypts_only_the_ca_keys(locked: Path) -> None:
 
 
 def test_every_signing_command_takes_the_passphrase(locked: Path) -> None:
+    """Each signing command succeeds with the passphrase, does what it says, and leaves the CA keys as they were."""
+    ca_keys = {n: (locked / n).read_bytes() for n in ("root.key", "intermediate.key")}
+    serials = []
     for args in (["issue", "client", "--name", "n1"], ["issue", "server", "--name", "r1", "--db-host", "r1.internal"],
                  ["renew", "n1"], ["revoke", "n1"], ["crl"]):
         ok(*args, "--dir", "locked", "--ca-passphrase-file", "phrase")
+        m = json.loads((locked / MANIFEST_NAME).read_text())
+        serials.append(m["certificates"]["n1"]["serial"])
+    assert serials[0] == serials[1] != serials[2] == serials[3] == serials[4]  # only renew re-issued n1
+    assert m["certificates"]["r1"]["role"] == "server"
+    assert m["certificates"]["n1"]["revoked"] is not None and m["crl_file"] == "crl.pem"
+    assert (locked / "crl.pem").read_bytes().startswith(b"-----BEGIN X509 CRL-----")
+    assert {n: (locked / n).read_bytes() for n in ca_keys} == ca_keys
     assert (locked / "n1.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
 
 
