@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from pgkongtls import KEY_TYPES, __version__
+from pgkongtls.consumers import KONG_DEFAULT_OS_USER, KONG_PG_SSL_VERSIONS, PG_MIN_TLS, TLS_PROFILES
 
 if TYPE_CHECKING:
     from pgkongtls.manifest import Manifest
@@ -237,12 +238,17 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all"
 @click.option("--address", default="all", show_default=True, help="pg_hba address column.")
 @click.option("--reject-plaintext/--allow-plaintext", default=True, show_default=True,
               help="Add 'hostnossl all all all reject'.")
-@click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default="TLSv1.2", show_default=True,
-              help="ssl_min_protocol_version.")
-@click.option("--pg-ssl-version", type=click.Choice(["tlsv1_2", "tlsv1_3", "any"]), default="tlsv1_2",
-              show_default=True, help="Kong Enterprise pg_ssl_version.")
+@click.option("--tls-profile", type=click.Choice(TLS_PROFILES), default="intermediate", show_default=True,
+              help="Mozilla TLS profile for both ends: modern = TLS 1.3 only (ECDSA, leaves <= 90 days); "
+                   "legacy = PostgreSQL's default ciphers.")
+@click.option("--min-tls", type=click.Choice(PG_MIN_TLS), default=None,
+              help="ssl_min_protocol_version [default: TLSv1.2; TLSv1.3 with --tls-profile modern].")
+@click.option("--pg-ssl-version", type=click.Choice(KONG_PG_SSL_VERSIONS), default=None,
+              help="Kong Enterprise pg_ssl_version [default: the one --min-tls needs]; never below --min-tls.")
 @click.option("--system/--no-system", default=True, show_default=True,
-              help="Keep 'system,' (the OS bundle) in lua_ssl_trusted_certificate.")
+              help="Keep 'system,' (the OS bundle) in lua_ssl_trusted_certificate; --no-system trusts only this PKI.")
+@click.option("--kong-os-user", default=KONG_DEFAULT_OS_USER, show_default=True,
+              help="The user Kong's workers run as (nginx_user): who must be able to read client.key.")
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
 @click.option("--host", default=None, help="libpq host [default: the first --db-host].")
@@ -250,8 +256,8 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all"
               help="Write snippet file(s) into this directory instead of printing.")
 @click.option("--force", is_flag=True, help="Let --write replace existing files.")
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
-           database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
-           pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
+           database: str, user: str | None, address: str, reject_plaintext: bool, tls_profile: str,
+           min_tls: str | None, pg_ssl_version: str | None, system: bool, kong_os_user: str, server_name: str, client_name: str, host: str | None,
            write_dir: Path | None, force: bool) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
 
@@ -269,23 +275,26 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     here = str(pki_dir.resolve())
     files = r.Files(pg_dir=pg_dir or here, kong_dir=kong_dir or here, server=server_name, client=client_name)
     chosen_auth = auth or r.default_auth(edition)
+    kong = {"edition": edition, "pg_ssl_version": pg_ssl_version, "system": system, "min_tls": min_tls,
+            "tls_profile": tls_profile, "os_user": kong_os_user}
     if target == "all":
         if write_dir is None:
             fail("render all writes one file per snippet; pass --write DIR")
-        out = r.render_all(m, files, edition=edition, auth=chosen_auth, min_tls=min_tls,
-                           pg_ssl_version=pg_ssl_version, system=system)
+        out = r.render_all(m, files, auth=chosen_auth, **kong)
     else:
         renderers = {
-            "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls),
+            "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls, tls_profile=tls_profile),
             "hba": lambda: r.render_hba(m, auth=chosen_auth, edition=edition, database=database, user=user,
                                         address=address, reject_plaintext=reject_plaintext),
             "ident": lambda: r.render_ident(m, user=user),
-            "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system),
-            "kong-env": lambda: r.render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version,
-                                                  system=system),
+            "kong": lambda: r.render_kong(m, files, **kong),
+            "kong-env": lambda: r.render_kong_env(m, files, **kong),
             "libpq": lambda: r.render_libpq(m, files, host=host, user=user),
         }
         out = {r.ALL_FILES[target]: renderers[target]()}
+    if target in ("hba", "all"):
+        for warning in r.hba_warnings(chosen_auth, edition):
+            click.echo(f"warning: {warning}", err=True)
     if write_dir is None:
         click.echo("".join(out.values()), nl=False)
         return
