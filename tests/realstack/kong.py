@@ -344,7 +344,8 @@ class KongEquivalent:
     def deploy(self, pki: Pki, *render_args: str) -> Deployed:
         """Copy `pki`'s Kong-side files (certificates, CA chain, client keys) to the Kong host, give the
         client keys the owner and mode `render kong --kong-dir <there>` prescribes, and return that kong.conf.
-        Re-copies on every call, so a renewed PKI is deployed as it is now."""
+        Re-copies on every call, so a renewed PKI is deployed as it is now. Open-source Kong has no key:
+        its render names no owner, and no key is copied."""
         m = pki.manifest
         where = self.files / pki.dir.name
         where.mkdir(exist_ok=True)
@@ -352,22 +353,22 @@ class KongEquivalent:
         conf = pki.render("kong", "--kong-dir", str(where), *render_args)
         settings = parse_kong_conf(conf)
         found = _CHOWN.search(conf)
-        if found is None:
+        if found is None and "pg_ssl_cert_key" in settings:
             raise RuntimeError(f"`render kong` says nothing about who must own the client key:\n{conf}")
-        user, group, _, mode = found.groups()
-        uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+        owner, mode = (f"{found.group(1)}:{found.group(2)}", int(found.group(4), 8)) if found else ("", 0)
         for e in m.certificates.values():
             shutil.copyfile(pki.path(e.file), where / e.file)
             os.chmod(where / e.file, 0o644)
-            if e.role == "client":
-                _write_key(where / e.key_file, pki.path(e.key_file).read_bytes(), uid, gid, int(mode, 8))
+            if e.role == "client" and found:
+                uid, gid = pwd.getpwnam(found.group(1)).pw_uid, grp.getgrnam(found.group(2)).gr_gid
+                _write_key(where / e.key_file, pki.path(e.key_file).read_bytes(), uid, gid, mode)
         trust = render.trust_file_for_clients(m)
         shutil.copyfile(pki.path(trust), where / trust)
         os.chmod(where / trust, 0o644)
-        cert = settings.get("pg_ssl_cert") or str(where / m.certificates["client"].file)
-        key = settings.get("pg_ssl_cert_key") or str(where / m.certificates["client"].key_file)
-        return Deployed(conf=conf, dir=where, client_cert=Path(cert), client_key=Path(key),
-                        key_owner=f"{user}:{group}", key_mode=int(mode, 8))
+        client = m.certificates["client"]
+        return Deployed(conf=conf, dir=where, client_cert=Path(settings.get("pg_ssl_cert", where / client.file)),
+                        client_key=Path(settings.get("pg_ssl_cert_key", where / client.key_file)),
+                        key_owner=owner, key_mode=mode)
 
     def connect(self, kong_conf: str, *, port: int, user: str = "kong", password: str | None = None,
                 database: str = "postgres", edition: str = "enterprise") -> KongRun:
