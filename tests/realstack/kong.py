@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -370,6 +371,16 @@ class KongEquivalent:
                         client_key=Path(settings.get("pg_ssl_cert_key", where / client.key_file)),
                         key_owner=owner, key_mode=mode)
 
+    def install_client(self, d: Deployed, cert: Path, key: Path) -> tuple[Path, Path]:
+        """Another client certificate (e.g. one minted by a test) beside a deployment, its key owned and
+        moded as that deployment's: so a refusal comes from PostgreSQL, not from Kong's workers."""
+        owner, group = d.key_owner.split(":")
+        shutil.copyfile(cert, d.dir / cert.name)
+        os.chmod(d.dir / cert.name, 0o644)
+        _write_key(d.dir / key.name, key.read_bytes(), pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid,
+                   d.key_mode)
+        return d.dir / cert.name, d.dir / key.name
+
     def connect(self, kong_conf: str, *, port: int, user: str = "kong", password: str | None = None,
                 database: str = "postgres", edition: str = "enterprise") -> KongRun:
         """Connect to PostgreSQL on 127.0.0.1:`port` exactly as Kong configured by `kong_conf` would,
@@ -397,8 +408,11 @@ class KongEquivalent:
             args["password"] = password
         url = f"http://{HOST}:{self.port}/k/{i}?{urllib.parse.urlencode(args)}"
         mark = self.error_log.stat().st_size
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            body = resp.read().decode()
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                body = resp.read().decode()
+        except urllib.error.HTTPError as exc:  # a Lua error in kongpg.lua itself: show nginx's log
+            raise RuntimeError(f"kongpg.lua failed ({exc}):\n{self._log_since(mark)}") from None
         return KongResult.parse(body, path="runtime", error_log=self._log_since(mark))
 
     def _log_since(self, mark: int) -> str:
