@@ -10,7 +10,7 @@ Stable API for every real-stack test (details in each class's docstring):
                     .client_cert .client_key .cert_file(name) .key_file(name) .render(target, *args)
                     .server_side_files() .issuing_ca()
   cluster         (session) Cluster on 127.0.0.1:cluster.port, running, role `kong` with DEFAULT_PASSWORD.
-                    .apply(pki, auth=, edition=, min_tls=, user=, hba_args=, server=) -> Applied
+                    .apply(pki, auth=, edition=, min_tls=, user=, hba_args=, server=, postgres_args=) -> Applied
                         (renders with the CLI, installs files owned by postgres, reloads, checks it took)
                     .configure(postgres_conf=, hba=, ident=)   hand-written files, reload or start
                     .write_config(...)  files only   .reload()   .install_files(name, {file: path})
@@ -54,7 +54,7 @@ from typing import Any
 
 import pytest
 
-from . import clients
+from . import clients, grade
 from .kong import KongEquivalent, KongRun, ensure_kong_user
 from .matrix import Matrix
 from .pg import Cluster
@@ -175,6 +175,9 @@ def _tool_versions() -> dict[str, str]:
             ver, ossl, apg = res.stdout.strip().split("|")
             out["Python (strict client)"] = f"{ver} ({ossl}), asyncpg {apg}"
     out["Python (test runner)"] = sys.version.split()[0]
+    sslyze = grade.sslyze_version()
+    if sslyze:
+        out["sslyze (Mozilla profiles)"] = sslyze
     return out
 
 
