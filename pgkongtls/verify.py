@@ -822,6 +822,9 @@ def run_checks(v: VerifyInput, *, now: dt.datetime, warn_days: int = 30, edition
     if v.kong is not None:
         out += check_kong(v.kong, edition=edition, server_sent=_server_files(v), now=now, seen=seen,
                           warn_days=warn_days)
+        from pgkongtls.verify_kong_policy import check_kong_policy  # it builds on this module's Finding
+
+        out += check_kong_policy(v, v.kong, edition=edition)
     if v.hba is not None:
         kv = v.kong.values if v.kong is not None else {}
         user = kv["pg_user"].value if "pg_user" in kv else (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -83,13 +85,14 @@ def test_verify_warnings_only_exit_0(source_doc: Path, tmp_path: Path) -> None:
 def test_verify_with_rendered_configs(pki: Path, tmp_path: Path) -> None:
     out = tmp_path / "conf"
     assert run("render", "all", "--dir", str(pki), "--write", str(out)).exit_code == 0
+    me = pwd.getpwuid(os.getuid()).pw_name  # the files' own user, so the key is readable whatever the host has
     r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--pg-hba",
-            str(out / "pg_hba.conf.snippet"), "--json")
+            str(out / "pg_hba.conf.snippet"), "--kong-os-user", me, "--json")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout) == []
+    assert [f["id"] for f in json.loads(r.stdout)] == ["kong-trust-system"]  # render kong keeps Kong's default
     r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--edition", "oss", "--json")
     assert r.exit_code == 1
-    assert {f["id"] for f in json.loads(r.stdout)} == {"kong-enterprise-key"}
+    assert {f["id"] for f in json.loads(r.stdout)} == {"kong-enterprise-key", "kong-trust-system"}
 
 
 def _der(pem: Path) -> bytes:
