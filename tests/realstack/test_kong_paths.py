@@ -7,7 +7,10 @@ Kong's own verdict: either one failing means Kong does not work.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +55,19 @@ def test_root_owned_0600_client_key_breaks_every_worker_connection(
     assert res.starts and res.startup.client_dn == "/CN=kong", res
     assert (res.runtime.ok, res.runtime.stage) == (False, "setclientcert"), res
     assert res.runtime.message.endswith("ngx/ssl.lua:381: attempt to get length of local 'pem' (a nil value)"), res
-    assert kong.connect(kong.deploy(main).conf, port=cluster.port).ok  # twin: owned as `render kong` says
+    assert verify_kong_ids(d.conf, d.dir) == ["kong-key-access"]  # verify predicted it
+    fixed = kong.deploy(main)
+    assert kong.connect(fixed.conf, port=cluster.port).ok  # twin: owned as `render kong` says
+    assert verify_kong_ids(fixed.conf, fixed.dir) == []
+
+
+def verify_kong_ids(conf: str, where: Path) -> list[str]:
+    """`pgkongtls verify --kong-conf` on that kong.conf, as the Kong host would run it: its error ids."""
+    path = where / "kong.conf"
+    path.write_text(conf.replace("system,", ""))  # `system` is a warning, not what this compares
+    res = subprocess.run([sys.executable, "-m", "pgkongtls", "verify", "--kong-conf", str(path), "--json"],
+                         capture_output=True, text=True, timeout=60)
+    return sorted(f["id"] for f in json.loads(res.stdout) if f["severity"] == "error" and f["id"].startswith("kong-k"))
 
 
 def test_system_in_the_trust_list_lets_a_publicly_trusted_ca_impersonate_the_database(
