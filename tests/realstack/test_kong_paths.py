@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from . import kong as kong_mod
+from . import kongconf
 from .kong import KongEquivalent, replace_setting
 from .pg import DEFAULT_PASSWORD, Cluster
 from .pkis import Pki
@@ -77,7 +77,7 @@ def test_system_in_the_trust_list_lets_a_publicly_trusted_ca_impersonate_the_dat
     server with its certificate is accepted on both paths, because pgmoon checks no host name."""
     public = tmp_path / "stand-in-system-bundle.crt"
     public.write_bytes(other.path("root.crt").read_bytes())
-    monkeypatch.setattr(kong_mod, "SYSTEM_BUNDLES", (str(public),))
+    monkeypatch.setattr(kongconf, "SYSTEM_BUNDLES", (str(public),))
     cluster.apply(other, auth="scram", edition="oss")  # the impostor: another CA, any password it likes
     default = kong.deploy(main, "--edition", "oss")
     assert f"lua_ssl_trusted_certificate = system,{default.dir / 'chain.crt'}\n" in default.conf
