@@ -123,7 +123,8 @@ def render_postgres(m: Manifest, files: Files, *, min_tls: str | None = None,
         raise InputError(f"{files.server!r} is not a server certificate in this PKI")
     tlspolicy.check_keys_and_lifetimes(m, policy, files.server)
     key = _path(files.pg_dir, server.key_file, "--pg-dir")
-    lines = _header(m, "PostgreSQL TLS settings", "include it from postgresql.conf, or append it there, then: SELECT pg_reload_conf();")
+    lines = _header(m, "PostgreSQL TLS settings",
+                    "include it from postgresql.conf, or append it there, then: SELECT pg_reload_conf();")
     lines += [
         "#",
         "# The key must be owned by the postgres user with mode 0600, or by root:postgres with mode 0640:",
@@ -178,7 +179,8 @@ def render_hba(
     db_user = user or m.db_user
     mapped = needs_map(m, db_user)
     cols = f"{hba_token(database, '--database')} {hba_name(db_user, '--user')} {hba_token(address, '--address')}"
-    lines = _header(m, "pg_hba.conf lines for Kong", "append to pg_hba.conf (first match wins: put them above broader lines), then reload")
+    lines = _header(m, "pg_hba.conf lines for Kong",
+                    "append to pg_hba.conf (first match wins: put them above broader lines), then reload")
     if auth == "cert":
         lines.append("# cert: the client certificate must chain to ssl_ca_file and its CN must be the role (or map to it).")
         line = f"hostssl {cols} cert" + (f" map={MAP_NAME}" if mapped else "")
