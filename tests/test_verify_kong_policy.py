@@ -12,7 +12,7 @@ from pgkongtls import inputs
 from pgkongtls.confparse import KongValue, Setting
 from pgkongtls.inputs import Account, KongInput, PathStat, PgInput, TrustEntry, VerifyInput, path_chain
 from pgkongtls.verify import ERROR, WARNING
-from pgkongtls.verify_kong_policy import check_kong_policy, check_ssl_version, check_trust_system, check_worker_access
+from pgkongtls.verify.kong import check_kong_policy, check_ssl_version, check_trust_system, check_worker_access
 
 KONG = Account(name="kong", uid=999, gids=frozenset({999}))
 KEY = "/etc/kong/ssl/client.key"
