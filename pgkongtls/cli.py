@@ -18,7 +18,7 @@ import click
 from pgkongtls import KEY_TYPES, __version__
 from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
 from pgkongtls.cli_topology import topology_options
-from pgkongtls.consumers import PG_DEFAULT_PORT
+from pgkongtls.consumers import KONG_DEFAULT_OS_USER, KONG_PG_SSL_VERSIONS, PG_DEFAULT_PORT, PG_MIN_TLS, TLS_PROFILES
 from pgkongtls.errors import PgkError, PgkWarning
 from pgkongtls.render_k8s import K8S_TARGETS
 
@@ -305,12 +305,17 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.option("--address", default="all", show_default=True, help="pg_hba address column.")
 @click.option("--reject-plaintext/--allow-plaintext", default=True, show_default=True,
               help="Add 'hostnossl all all all reject'.")
-@click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default="TLSv1.2", show_default=True,
-              help="ssl_min_protocol_version.")
-@click.option("--pg-ssl-version", type=click.Choice(["tlsv1_2", "tlsv1_3", "any"]), default="tlsv1_2",
-              show_default=True, help="Kong Enterprise pg_ssl_version.")
+@click.option("--tls-profile", type=click.Choice(TLS_PROFILES), default="intermediate", show_default=True,
+              help="Mozilla TLS profile for both ends: modern = TLS 1.3 only (ECDSA, leaves <= 90 days); "
+                   "legacy = PostgreSQL's default ciphers.")
+@click.option("--min-tls", type=click.Choice(PG_MIN_TLS), default=None,
+              help="ssl_min_protocol_version [default: TLSv1.2; TLSv1.3 with --tls-profile modern].")
+@click.option("--pg-ssl-version", type=click.Choice(KONG_PG_SSL_VERSIONS), default=None,
+              help="Kong Enterprise pg_ssl_version [default: the one --min-tls needs]; never below --min-tls.")
 @click.option("--system/--no-system", default=True, show_default=True,
-              help="Keep 'system,' (the OS bundle) in lua_ssl_trusted_certificate.")
+              help="Keep 'system,' (the OS bundle) in lua_ssl_trusted_certificate; --no-system trusts only this PKI.")
+@click.option("--kong-os-user", default=KONG_DEFAULT_OS_USER, show_default=True,
+              help="The user Kong's workers run as (nginx_user): who must be able to read client.key.")
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
 @click.option("--host", default=None, help="libpq host [default: the first --db-host].")
@@ -327,10 +332,11 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.option("--force", is_flag=True, help="Let --write replace existing files.")
 @topology_options
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
-           database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
-           pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
-           port: int, url: bool, k8s_for: str | None, namespace: str, k8s_prefix: str, with_keys: bool,
-           include_ca_key: bool, write_dir: Path | None, force: bool, **topo: Any) -> None:
+           database: str, user: str | None, address: str, reject_plaintext: bool, tls_profile: str,
+           min_tls: str | None, pg_ssl_version: str | None, system: bool, kong_os_user: str, server_name: str,
+           client_name: str, host: str | None, port: int, url: bool, k8s_for: str | None, namespace: str,
+           k8s_prefix: str, with_keys: bool, include_ca_key: bool, write_dir: Path | None, force: bool,
+           **topo: Any) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
 
     TARGET is one of: postgres, hba, ident, kong, kong-env, libpq, all, standby, pgbouncer, patroni.
@@ -363,39 +369,45 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     here = str(pki_dir.resolve())
     files = r.Files(pg_dir=pg_dir or here, kong_dir=kong_dir or here, server=server_name, client=client_name)
     chosen_auth = auth or r.default_auth(edition)
+    kong: dict[str, Any] = {"edition": edition, "pg_ssl_version": pg_ssl_version, "system": system,
+                            "min_tls": min_tls, "tls_profile": tls_profile, "os_user": kong_os_user}
     from pgkongtls.cli_topology import check_options, render_target
 
     check_options(target, topo)
     if target in TOPOLOGY_TARGETS:
         source = click.get_current_context().get_parameter_source("client_name")
-        out = render_target(target, m, files, auth=auth, user=user, min_tls=min_tls, edition=edition,
+        from pgkongtls.tlspolicy import resolve
+
+        out = render_target(target, m, files, auth=auth, user=user, min_tls=resolve(tls_profile, min_tls).min_tls,
+                            edition=edition,
                             client_given=source is not click.core.ParameterSource.DEFAULT, **topo)
     elif target == "all":
         if write_dir is None:
             fail("render all writes one file per snippet; pass --write DIR")
-        out = r.render_all(m, files, edition=edition, auth=chosen_auth, min_tls=min_tls,
-                           pg_ssl_version=pg_ssl_version, system=system)
+        out = r.render_all(m, files, auth=chosen_auth, **kong)
     else:
         renderers = {
-            "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls),
+            "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls, tls_profile=tls_profile),
             "hba": lambda: r.render_hba(m, auth=chosen_auth, edition=edition, database=database, user=user,
                                         address=address, reject_plaintext=reject_plaintext,
                                         replication=topo["replication"]),
             "ident": lambda: r.render_ident(m, user=user, replication=topo["replication"]),
-            "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
-                                          via=topo["via"], ro_server=topo["ro_server"]),
-            "kong-env": lambda: r.render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version,
-                                                  system=system, via=topo["via"], ro_server=topo["ro_server"]),
+            "kong": lambda: r.render_kong(m, files, via=topo["via"], ro_server=topo["ro_server"], **kong),
+            "kong-env": lambda: r.render_kong_env(m, files, via=topo["via"], ro_server=topo["ro_server"], **kong),
             "libpq": lambda: (rc.render_libpq_url(m, files, host=host, user=user, port=port, database=db_name)
                               if url else r.render_libpq(m, files, host=host, user=user)),
             "kubernetes": lambda: rk.render_kubernetes(m, fsio.reader(pki_dir), rk.K8sOptions(
                 target=k8s_for or "", namespace=namespace, prefix=k8s_prefix, with_keys=with_keys,
                 include_ca_key=include_ca_key, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
-                server=server_name, client=client_name)),
+                min_tls=min_tls, tls_profile=tls_profile, os_user=kong_os_user, server=server_name,
+                client=client_name)),
             "jdbc": lambda: rc.render_jdbc(m, files, host=host, user=user, port=port, database=db_name,
                                             pki_dir=str(pki_dir)),
         }
         out = {r.ALL_FILES[target]: renderers[target]()}
+    if target in ("hba", "all"):
+        for warning in r.hba_warnings(chosen_auth, edition):
+            click.echo(f"warning: {warning}", err=True)
     if write_dir is None:
         click.echo("".join(out.values()), nl=False)
         return

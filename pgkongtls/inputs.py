@@ -17,7 +17,7 @@ import os
 import pwd
 import stat
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from pgkongtls import confparse, fsio, pkiload
 from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Setting
-from pgkongtls.consumers import PG_DEFAULT_FILES, SYSTEM_BUNDLES
+from pgkongtls.consumers import KONG_DEFAULT_OS_USER, PG_DEFAULT_FILES, SYSTEM_BUNDLES
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, CertEntry, Manifest
 from pgkongtls.pkiload import FileDamage
@@ -128,6 +128,32 @@ class TrustEntry:
 
 
 @dataclass(frozen=True)
+class PathStat:
+    """One step on the way to a file: what another OS user needs to traverse or read it."""
+
+    path: str
+    mode: int
+    uid: int
+    gid: int
+    owner: str = ""
+    group: str = ""
+
+
+def path_chain(path: str) -> tuple[PathStat, ...]:
+    """Every directory from / down to `path` (symlinks resolved), then `path` itself; empty when it is missing."""
+    real = Path(os.path.realpath(path))
+    out: list[PathStat] = []
+    try:
+        for p in (*reversed(real.parents), real):
+            st = os.stat(p)
+            out.append(PathStat(str(p), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, _owner_name(st.st_uid),
+                                _group_name(st.st_gid)))
+    except OSError:
+        return ()
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class KongInput:
     """kong.conf's values and the files its pg_ssl_* and lua_ssl_* keys name."""
 
@@ -136,6 +162,8 @@ class KongInput:
     trust: tuple[TrustEntry, ...]
     cert: MaybeCert | None
     key: MaybeKey | None
+    #: pg_ssl_cert / pg_ssl_cert_key -> the path to them (the Kong workers' user must traverse it and read them)
+    access: dict[str, tuple[PathStat, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -158,6 +186,8 @@ class VerifyInput:
     kong: KongInput | None = None
     pg_os_user: str = "postgres"
     pg_account: Account | None = None
+    kong_os_user: str = KONG_DEFAULT_OS_USER
+    kong_account: Account | None = None
 
 
 def _read(path: Path) -> bytes:
@@ -352,6 +382,7 @@ def load_kong(path: Path) -> KongInput:
         path=str(path), values=values, trust=tuple(trust),
         cert=_maybe_cert(Path(cert), cert) if cert else None,
         key=_maybe_key(Path(key), key) if key else None,
+        access={k: path_chain(p) for k, p in (("pg_ssl_cert", cert), ("pg_ssl_cert_key", key)) if p},
     )
 
 
@@ -372,9 +403,17 @@ def _owner_name(uid: int) -> str:
         return str(uid)
 
 
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
 def gather(
     directory: Path | None, *, postgresql_conf: Path | None = None, pg_hba: Path | None = None,
     pg_ident: Path | None = None, kong_conf: Path | None = None, pg_os_user: str = "postgres",
+    kong_os_user: str = KONG_DEFAULT_OS_USER,
 ) -> VerifyInput:
     """Read everything one `verify` run looks at."""
     if directory is None and not any((postgresql_conf, pg_hba, pg_ident, kong_conf)):
@@ -390,4 +429,6 @@ def gather(
         kong=load_kong(kong_conf) if kong_conf else None,
         pg_os_user=pg_os_user,
         pg_account=account(pg_os_user),
+        kong_os_user=kong_os_user,
+        kong_account=account(kong_os_user) if kong_conf else None,
     )

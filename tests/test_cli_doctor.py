@@ -95,10 +95,11 @@ def test_verify_of_each_shape_with_render_all_kong_conf_and_pg_hba_has_no_findin
     pki, out = tmp_path / "pki", tmp_path / "conf"
     assert run(*SHAPES[shape], "--out", str(pki)).exit_code == 0
     assert run("render", "all", "--dir", str(pki), "--write", str(out)).exit_code == 0
+    me = pwd.getpwuid(os.getuid()).pw_name  # the files' own user, so the key is readable whatever the host has
     r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--pg-hba",
-            str(out / "pg_hba.conf.snippet"), "--json")
+            str(out / "pg_hba.conf.snippet"), "--kong-os-user", me, "--json")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout) == []
+    assert [f["id"] for f in json.loads(r.stdout)] == ["kong-trust-system"]  # render kong keeps Kong's default
 
 
 def test_verify_of_render_all_kong_conf_on_oss_reports_only_the_enterprise_keys(pki: Path, tmp_path: Path) -> None:
@@ -106,7 +107,7 @@ def test_verify_of_render_all_kong_conf_on_oss_reports_only_the_enterprise_keys(
     assert run("render", "all", "--dir", str(pki), "--write", str(out)).exit_code == 0
     r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--edition", "oss", "--json")
     assert r.exit_code == 1
-    assert {f["id"] for f in json.loads(r.stdout)} == {"kong-enterprise-key"}
+    assert {f["id"] for f in json.loads(r.stdout)} == {"kong-enterprise-key", "kong-trust-system"}
 
 
 def _as_root_with_postgres() -> int:
@@ -123,7 +124,8 @@ def _as_root_with_postgres() -> int:
 def _render_all_args(pki: Path, out: Path) -> list[str]:
     assert run("render", "all", "--dir", str(pki), "--write", str(out)).exit_code == 0
     return ["verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--pg-hba",
-            str(out / "pg_hba.conf.snippet"), "--postgresql-conf", str(out / "postgresql.conf.snippet"), "--json"]
+            str(out / "pg_hba.conf.snippet"), "--postgresql-conf", str(out / "postgresql.conf.snippet"), "--json",
+            "--kong-os-user", pwd.getpwuid(os.getuid()).pw_name]  # Kong's own key access: tests/test_verify_kong_policy.py
 
 
 def test_verify_of_render_all_postgresql_conf_finds_only_the_server_key_postgres_cannot_read(
@@ -137,8 +139,10 @@ def test_verify_of_render_all_postgresql_conf_finds_only_the_server_key_postgres
     r = run(*_render_all_args(pki, out))
     assert r.exit_code == 1
     key = pki / "server.key"
-    assert [(f["id"], f["severity"], f["file"], f["fix"]) for f in json.loads(r.stdout)] == [
+    found = json.loads(r.stdout)
+    assert [(f["id"], f["severity"], f["file"], f["fix"]) for f in found if f["severity"] == "error"] == [
         ("key-mode", "error", str(key), f"chown root:postgres {key} && chmod 0640 {key}")]
+    assert [f["id"] for f in found if f["severity"] == "warning"] == ["kong-trust-system"]  # Kong's default kept
 
     os.chown(key, 0, pg_gid)  # the fix, as it says
     os.chmod(key, 0o640)
@@ -155,7 +159,7 @@ def test_verify_of_render_all_has_no_findings_once_the_named_fix_is_applied(pki:
     os.chown(pki / "server.key", 0, pg_gid)
     os.chmod(pki / "server.key", 0o640)
     r = run(*args)
-    assert json.loads(r.stdout) == [], r.stdout
+    assert [f for f in json.loads(r.stdout) if f["severity"] == "error"] == [], r.stdout
 
 
 def _der(pem: Path) -> bytes:

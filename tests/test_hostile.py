@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 
-from pgkongtls import certs, lifecycle, pki, render
+from pgkongtls import certs, consumers, lifecycle, pki, render
 from pgkongtls.certs import utcnow
 from pgkongtls.cli import main
 from pgkongtls.errors import InputError
@@ -320,7 +320,7 @@ def test_config_paths_round_trip_into_postgresql_conf_or_are_refused(where: str)
         return
     files = {"ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "chain.crt"}
     want = [("ssl", "on"), *((k, posixpath.join(where, v)) for k, v in files.items()),
-            ("ssl_min_protocol_version", "TLSv1.2")]
+            ("ssl_min_protocol_version", "TLSv1.2"), ("ssl_ciphers", consumers.MOZILLA_INTERMEDIATE_CIPHERS)]
     assert pg_settings(out) == want
 
 
