@@ -171,6 +171,24 @@ def key_type_option() -> Callable[[F], F]:
     )
 
 
+#: `--wait` default: how long a writing command waits for another pgkongtls run (fsio.DEFAULT_LOCK_WAIT).
+LOCK_WAIT_DEFAULT = 10.0
+
+
+def wait_option() -> Callable[[F], F]:
+    """`--wait SECONDS` on every writing command; read back with `lock_wait()`."""
+    def keep(ctx: click.Context, _param: click.Parameter, value: float) -> None:
+        ctx.meta["pgkongtls.lock_wait"] = value
+
+    return click.option("--wait", type=click.FloatRange(0, 3600), default=LOCK_WAIT_DEFAULT, show_default=True,
+                        expose_value=False, callback=keep,
+                        help="Seconds to wait while another pgkongtls run holds the PKI's lock.")
+
+
+def lock_wait() -> float:
+    return float(click.get_current_context().meta.get("pgkongtls.lock_wait", LOCK_WAIT_DEFAULT))
+
+
 def print_manifest_json(m: Manifest) -> None:
     from pgkongtls.manifest import dumps
 
@@ -232,6 +250,7 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest on stdout instead of the summary.")
 @click.option("--ca-passphrase-file", "passphrase_file", type=click.Path(path_type=Path), default=None,
               help="Encrypt the CA keys with the passphrase in this file; leaf keys stay plain.")
+@wait_option()
 def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn: str | None,
          intermediate_cn: str | None, key_type: str, days_root: int, days_intermediate: int, days: int,
          bundle: bool, force: bool, as_json: bool, passphrase_file: Path | None) -> None:
@@ -247,7 +266,7 @@ def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn
     opts = InitOptions(chain=chain, hosts=db_hosts, db_user=db_user, root_cn=root_cn,
                        intermediate_cn=intermediate_cn, key_type=key_type, days_root=days_root,
                        days_intermediate=days_intermediate, days=days, bundle=bundle)
-    m = ops.init(out, opts, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file))
+    m = ops.init(out, opts, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     if as_json:
         print_manifest_json(m)
     else:
@@ -265,6 +284,7 @@ def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn
 @click.option("--days", type=int, default=365, show_default=True, help="Lifetime of both certificates.")
 @click.option("--force", is_flag=True, help="Replace an existing PKI in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest on stdout instead of the summary.")
+@wait_option()
 def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: str, key_type: str, days: int,
                 force: bool, as_json: bool) -> None:
     """Make a self-signed server and client pair that trust each other directly (testing only).
@@ -279,7 +299,7 @@ def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: st
     from pgkongtls.pki import SelfSignedOptions
 
     opts = SelfSignedOptions(hosts=db_hosts, db_user=db_user, key_type=key_type, days=days)
-    m = ops.self_signed(out, opts, force=force)
+    m = ops.self_signed(out, opts, force=force, lock_wait=lock_wait())
     if as_json:
         print_manifest_json(m)
     else:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_WARN_DAYS, KEY_TYPES
-from pgkongtls.cli import main, stderr_console
+from pgkongtls.cli import lock_wait, main, stderr_console, wait_option
 from pgkongtls.manifest import REVOCATION_REASONS
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def _issue_common(f: F) -> F:
                      help="Key algorithm [default: the PKI's, from init]."),
         click.option("--force", is_flag=True, help="Replace a certificate of that name (the old files are kept as .bak)."),
         passphrase_option(),
+        wait_option(),
     ]):
         f = deco(f)
     return f
@@ -121,7 +122,7 @@ def issue_client(names: tuple[str, ...], cn: str | None, pki_dir: Path, days: in
     from pgkongtls.lifecycle import LeafRequest
 
     change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in names], days=days,
-                       key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file))
+                       key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"issued in {pki_dir}", change.done)
     steps = [f"copy NAME.crt and NAME.key to each Kong node (pg_ssl_cert, pg_ssl_cert_key); "
              f"pgkongtls render kong --dir {pki_dir} --client NAME"]
@@ -150,7 +151,7 @@ def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, pki_dir: 
     from pgkongtls.lifecycle import LeafRequest
 
     change = ops.issue(pki_dir, [LeafRequest(name=name, role="server", cn=cn, hosts=db_hosts)], days=days,
-                       key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file))
+                       key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"issued in {pki_dir}", change.done)
     print_next([f"pgkongtls render postgres --dir {pki_dir} --server {name} for that server's postgresql.conf"])
 
@@ -164,6 +165,7 @@ def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, pki_dir: 
 @click.option("--days", type=int, default=None,
               help="New lifetime [default: the old certificate's lifetime, within the CA's].")
 @passphrase_option()
+@wait_option()
 def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, reuse_key: bool, days: int | None,
           passphrase_file: Path | None) -> None:
     """Re-issue certificates with the same subject, SANs and file names, and fresh validity.
@@ -181,7 +183,7 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
 
     window = parse_window(expiring_within) if expiring_within is not None else None
     change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
-                       ca_passphrase=fsio.read_passphrase(passphrase_file))
+                       ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     if change is None:
         stderr_console().print(f"nothing expires within {expiring_within}; nothing renewed")
         return
@@ -201,6 +203,7 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
               help="CRL reason code.")
 @crl_days_option()
 @passphrase_option()
+@wait_option()
 def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, passphrase_file: Path | None) -> None:
     """Revoke certificates: mark them in the manifest and write crl.pem (a CRL from every CA level).
 
@@ -217,7 +220,7 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
     from pgkongtls import fsio, ops
 
     change = ops.revoke(pki_dir, list(names), reason=reason, crl_days=crl_days,
-                        ca_passphrase=fsio.read_passphrase(passphrase_file))
+                        ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"revoked in {pki_dir}", change.done)
     _print_crl(pki_dir, change)
     for e in change.done:
@@ -239,6 +242,7 @@ def _print_crl(pki_dir: Path, change: Change) -> None:
 @dir_option()
 @crl_days_option()
 @passphrase_option()
+@wait_option()
 def crl(pki_dir: Path, crl_days: int, passphrase_file: Path | None) -> None:
     """Re-sign the CRLs (a fresh nextUpdate) without revoking anything.
 
@@ -251,7 +255,8 @@ def crl(pki_dir: Path, crl_days: int, passphrase_file: Path | None) -> None:
     """
     from pgkongtls import fsio, ops
 
-    change = ops.refresh_crl(pki_dir, crl_days=crl_days, ca_passphrase=fsio.read_passphrase(passphrase_file))
+    change = ops.refresh_crl(pki_dir, crl_days=crl_days, ca_passphrase=fsio.read_passphrase(passphrase_file),
+                             lock_wait=lock_wait())
     _print_crl(pki_dir, change)
 
 

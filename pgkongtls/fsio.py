@@ -111,6 +111,24 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(a: Path, b: Path) -> None:
+    """Rename `a` to `b` unless `b` appeared meanwhile (another run created it first)."""
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is not None and fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_NOREPLACE) == 0:
+        return
+    err = ctypes.get_errno() if fn is not None else errno.ENOSYS
+    if err == errno.EEXIST:
+        raise StateError(f"{b} was created by another run meanwhile; run the command again")
+    if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        raise OSError(err, os.strerror(err), str(b))
+    if os.path.lexists(b):
+        raise StateError(f"{b} was created by another run meanwhile; run the command again")
+    os.rename(a, b)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -139,11 +157,14 @@ class Transaction:
     def commit(
         self, files: dict[str, bytes], *, private: frozenset[str] = frozenset(),
         overwrite: bool = False, replaces: frozenset[str] = frozenset(), remove: frozenset[str] = frozenset(),
-    ) -> None:
+        keep_previous: str | None = None,
+    ) -> Path | None:
         """Write `files` (keys in `private`) and delete `remove`, all at once or not at all.
 
         An existing file is replaced only with `overwrite` or when named in `replaces`
-        (files the change means to supersede, such as a renewed certificate).
+        (files the change means to supersede, such as a renewed certificate). With `keep_previous`,
+        the directory as it was is kept beside the target under that name (0700, keys 0600) and its
+        path returned, instead of being deleted.
         """
         if not overwrite:
             clash = [n for n in files if n != MANIFEST_NAME and n not in replaces and (self.target / n).exists()]
@@ -160,11 +181,16 @@ class Transaction:
             if self.target.exists():
                 if not _exchange(stage, self.target):
                     self._replace_in_place(files, private, remove)
-                    return
+                    return None
             else:
-                os.rename(stage, self.target)
+                _rename_noreplace(stage, self.target)
             _fsync_dir(self.target.parent)
             _checkpoint("swapped")
+            if keep_previous is not None:
+                kept = self.target.parent / keep_previous
+                os.rename(stage, kept)  # the old directory, as it was: its own mode, keys still 0600
+                return kept
+            return None
         except OSError as exc:
             raise _os_error(exc, self.target) from None
         finally:
@@ -172,17 +198,17 @@ class Transaction:
 
     def _fill_stage(self, stage: Path, files: dict[str, bytes], private: frozenset[str], remove: frozenset[str]) -> None:
         if self.target.exists():
-            st = self.target.stat()
-            os.chmod(stage, stat.S_IMODE(st.st_mode))
-            if os.geteuid() == 0:
-                os.chown(stage, st.st_uid, st.st_gid)
+            # The stage is mkdtemp's: 0700 and ours. It takes the target's mode only (never its owner:
+            # transaction() refuses targets that are not ours or that others can write).
+            os.chmod(stage, stat.S_IMODE(self.target.stat().st_mode) & 0o755)
+            subdirs = [e.name for e in os.scandir(self.target) if e.is_dir(follow_symlinks=False)]
+            if subdirs:  # pgkongtls writes no directories: never copy or move someone else's
+                raise StateError(foreign_entries_message(self.target, subdirs))
             for entry in os.scandir(self.target):
                 if entry.name in files or entry.name in remove:
                     continue
                 dst = stage / entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.copytree(entry.path, dst, symlinks=True)
-                elif entry.is_symlink():
+                if entry.is_symlink():
                     os.symlink(os.readlink(entry.path), dst)
                 else:
                     try:
@@ -220,10 +246,82 @@ def _sweep(target: Path) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
+#: How long a writing command waits for another pgkongtls run on the same PKI (`--wait`).
+DEFAULT_LOCK_WAIT = 10.0
+
+
+def foreign_entries_message(target: Path, foreign: list[str]) -> str:
+    """`pki is not empty (base/, PG_VERSION, … 971 entries); choose …`: a few names, directories with '/'."""
+    shown = [f"{n}/" if (target / n).is_dir() and not (target / n).is_symlink() else n for n in sorted(foreign)[:3]]
+    more = f", … {len(foreign)} entries" if len(foreign) > 3 else ""
+    return f"{target} is not empty ({', '.join(shown)}{more}); choose an empty or new directory"
+
+
+def foreign_entries(target: Path, own: set[str]) -> list[str]:
+    """What is in `target` that pgkongtls did not write (its stages and lock excepted)."""
+    try:
+        names = os.listdir(target)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise _os_error(exc, target) from None
+    return [n for n in names if n not in own and STAGE_TAG not in n]
+
+
+def _check_owned(target: Path) -> None:
+    """Refuse a directory another user made or can write: they could rewrite what pgkongtls writes there."""
+    st = os.stat(target)
+    if st.st_uid != os.geteuid():
+        import pwd
+
+        try:
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            owner = f"uid {st.st_uid}"
+        raise StateError(f"{target} belongs to {owner}, not to you; choose a directory of your own")
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        raise StateError(f"{target} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+                         f"chmod 700 {target} or choose another directory")
+
+
+def _lock(target: Path, wait: float) -> int:
+    """flock the PKI directory itself, waiting at most `wait` seconds.
+
+    Only whoever can open the directory can hold its lock: with pgkongtls's 0700 that is its owner
+    (and root), so no other local user can block a renewal, as they could by locking the parent
+    (/etc, /tmp). The directory may be swapped by the run we waited for: then lock the live one.
+    """
+    import time
+
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise StateError(f"another pgkongtls run holds the lock on {target}; wait for it to finish, "
+                                 "or pass a longer --wait SECONDS") from None
+            time.sleep(0.05)
+            continue
+        try:
+            same = os.fstat(fd).st_ino == os.stat(target, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def transaction(target: Path) -> Iterator[Transaction]:
-    """Lock the PKI directory's parent (flock) for one read-modify-write."""
-    target = Path(os.path.abspath(target))
+def transaction(target: Path, *, wait: float = DEFAULT_LOCK_WAIT, create: bool = False) -> Iterator[Transaction]:
+    """Lock one PKI directory for one read-modify-write.
+
+    A symlinked --out/--dir is resolved once, here, so every later step (lock, stage, swap,
+    reads) works on the directory the link points at, and the link itself stays a link.
+    """
+    target = Path(os.path.realpath(target))
     if target.exists() and not target.is_dir():
         raise StateError(f"{target} is a file; pass --out a directory")
     parent = target.parent
@@ -231,9 +329,17 @@ def transaction(target: Path) -> Iterator[Transaction]:
         raise StateError(f"parent directory {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise StateError(f"cannot write to {parent}; choose another --out or fix its permissions")
-    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if not create and not target.is_dir():
+        load_manifest(target)  # raises the one-line "does not exist; create a PKI with …"
+    if not target.exists():
+        # A new PKI: nothing to lock yet. The stage is renamed in with RENAME_NOREPLACE, so of two
+        # runs creating the same directory exactly one lands, and a killed run leaves no directory.
+        _sweep(target)
+        yield Transaction(target=target)
+        return
+    _check_owned(target)
+    fd = _lock(target, wait)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         _sweep(target)
         yield Transaction(target=target)
     finally:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pgkongtls import certs, fsio, lifecycle
-from pgkongtls.errors import InputError, StateError
+from pgkongtls.errors import InputError, PgkWarning, StateError
 from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, Change, Manifest
 from pgkongtls.pki import InitOptions, SelfSignedOptions, plan_init, plan_self_signed
 
@@ -28,42 +29,55 @@ def _files_of(m: Manifest) -> set[str]:
     return names | ({m.crl_file} if m.crl_file else set()) | {CHAIN_FILE}
 
 
-def _write_fresh(out: Path, change: Change, *, force: bool) -> Manifest:
-    """Write a new PKI; refuse an existing one unless `force`, then drop its old files too."""
-    with fsio.transaction(out) as tx:
+def _write_fresh(out: Path, change: Change, *, force: bool, lock_wait: float) -> Manifest:
+    """Write a new PKI into an empty or new directory; with `force`, replace pgkongtls's own files only,
+    keeping the previous PKI beside it as a dated backup."""
+    with fsio.transaction(out, wait=lock_wait, create=True) as tx:
         present = [n for n in PKI_MARKERS if tx.exists(n)]
         if present and not force:
             raise StateError(f"{out} already holds a PKI ({present[0]}); pass --force to replace it")
         stale: set[str] = set()
-        if force and tx.exists(MANIFEST_NAME):
+        if tx.exists(MANIFEST_NAME):
             try:
-                stale = _files_of(tx.manifest())
+                stale = _files_of(tx.manifest()) | {MANIFEST_NAME}
             except StateError:
                 stale = set()
         new = change.all_files()
-        tx.commit(new, private=change.private, overwrite=force, remove=frozenset(stale - set(new)))
+        foreign = fsio.foreign_entries(tx.target, stale | set(new))
+        if foreign:
+            raise StateError(fsio.foreign_entries_message(Path(out), foreign))
+        keep = None
+        if stale:
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            keep = f"{tx.target.name}.previous-{stamp}"
+        kept = tx.commit(new, private=change.private, overwrite=force, remove=frozenset(stale - set(new)),
+                         keep_previous=keep)
+        if kept is not None:
+            warnings.warn(PgkWarning(f"the previous PKI is kept in {kept} (0700, keys 0600); delete it once the new "
+                                     "one is deployed everywhere"), stacklevel=2)
     return change.manifest
 
 
 def init(out: Path, opts: InitOptions, *, force: bool = False, now: dt.datetime | None = None,
-         ca_passphrase: bytes | None = None) -> Manifest:
+         ca_passphrase: bytes | None = None, lock_wait: float = fsio.DEFAULT_LOCK_WAIT) -> Manifest:
     """`pgkongtls init`: mint, self-check and write a CA-based PKI (CA keys encrypted with a passphrase)."""
-    return _write_fresh(out, plan_init(opts, now=now, ca_passphrase=ca_passphrase), force=force)
+    return _write_fresh(out, plan_init(opts, now=now, ca_passphrase=ca_passphrase), force=force, lock_wait=lock_wait)
 
 
-def self_signed(out: Path, opts: SelfSignedOptions, *, force: bool = False, now: dt.datetime | None = None) -> Manifest:
+def self_signed(out: Path, opts: SelfSignedOptions, *, force: bool = False, now: dt.datetime | None = None,
+                lock_wait: float = fsio.DEFAULT_LOCK_WAIT) -> Manifest:
     """`pgkongtls self-signed --test`: the test-only pair that trust each other directly."""
-    return _write_fresh(out, plan_self_signed(opts, now=now), force=force)
+    return _write_fresh(out, plan_self_signed(opts, now=now), force=force, lock_wait=lock_wait)
 
 
 # ---------------------------------------------------------------- day 2: issue, renew, revoke, crl, status
 
 @contextlib.contextmanager
 def _checked(
-    pki: Path,
+    pki: Path, lock_wait: float,
 ) -> Iterator[tuple[fsio.Transaction, Manifest, dict[str, x509.Certificate], lifecycle.Reader]]:
     """Lock the PKI, load its manifest and refuse files that no longer match it."""
-    with fsio.transaction(pki) as tx:
+    with fsio.transaction(pki, wait=lock_wait) as tx:
         m = tx.manifest()
         read = fsio.reader(tx.target)
         yield tx, m, lifecycle.verify_files(m, read), read
@@ -78,9 +92,10 @@ def _apply(tx: fsio.Transaction, change: Change, *, force: bool = False) -> Chan
 def issue(
     pki: Path, requests: list[lifecycle.LeafRequest], *, days: int = 365, key_type: str | None = None,
     force: bool = False, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
+    lock_wait: float = fsio.DEFAULT_LOCK_WAIT,
 ) -> Change:
     """`pgkongtls issue client|server`: mint leaves from the issuing CA, all in one commit."""
-    with _checked(pki) as (tx, m, found, read):
+    with _checked(pki, lock_wait) as (tx, m, found, read):
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=("issuing",))
         change = lifecycle.plan_issue(m, ca, requests, read, days=days, key_type=key_type, force=force, now=now)
         return _apply(tx, change, force=force)
@@ -89,12 +104,13 @@ def issue(
 def renew(
     pki: Path, names: list[str], *, expiring_within: dt.timedelta | None = None, reuse_key: bool = False,
     days: int | None = None, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
+    lock_wait: float = fsio.DEFAULT_LOCK_WAIT,
 ) -> Change | None:
     """`pgkongtls renew`: re-issue the named leaves (or those expiring soon); None when none are due."""
     if bool(names) == (expiring_within is not None):
         raise InputError("name the certificates to renew, or pass --expiring-within 30d (not both)")
     now = now or certs.utcnow()
-    with _checked(pki) as (tx, m, found, read):
+    with _checked(pki, lock_wait) as (tx, m, found, read):
         if expiring_within is not None:
             names = lifecycle.select_expiring(m, expiring_within, now)
             if not names:
@@ -109,11 +125,12 @@ def renew(
 def revoke(
     pki: Path, names: list[str], *, reason: str = "unspecified", crl_days: int = lifecycle.DEFAULT_CRL_DAYS,
     ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
+    lock_wait: float = fsio.DEFAULT_LOCK_WAIT,
 ) -> Change:
     """`pgkongtls revoke`: mark leaves revoked and write crl.pem with a CRL from every CA level."""
     if not names:
         raise InputError("name the certificates to revoke; pgkongtls status lists them")
-    with _checked(pki) as (tx, m, found, read):
+    with _checked(pki, lock_wait) as (tx, m, found, read):
         for name in names:
             lifecycle.lookup(m, name)
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=lifecycle.CA_LEVELS)
@@ -124,9 +141,10 @@ def revoke(
 def refresh_crl(
     pki: Path, *, crl_days: int = lifecycle.DEFAULT_CRL_DAYS, ca_passphrase: bytes | None = None,
     now: dt.datetime | None = None,
+    lock_wait: float = fsio.DEFAULT_LOCK_WAIT,
 ) -> Change:
     """`pgkongtls crl`: re-sign every CA level's CRL (a new nextUpdate) without revoking anything."""
-    with _checked(pki) as (tx, m, found, read):
+    with _checked(pki, lock_wait) as (tx, m, found, read):
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=lifecycle.CA_LEVELS)
         return _apply(tx, lifecycle.plan_crl(m, ca, read, days=crl_days, now=now))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pgkongtls import fsio, ops
-from pgkongtls.errors import StateError
+from pgkongtls.errors import PgkWarning, StateError
 from pgkongtls.manifest import MANIFEST_NAME
 from pgkongtls.pki import InitOptions
 
@@ -83,12 +83,11 @@ def test_force_replaces_and_drops_files_of_the_old_shape(tmp_path: Path, now: dt
     d = tmp_path / "pki"
     (tmp_path / "keep").mkdir()
     ops.init(d, InitOptions(chain="intermediate"), now=now)
-    (d / "notes.txt").write_text("mine")
     old_root = (d / "root.crt").read_bytes()
-    m = ops.init(d, InitOptions(chain="root"), force=True, now=now)
+    with pytest.warns(PgkWarning, match=r"^the previous PKI is kept in .*/pki\.previous-\d{8}T\d{6}Z \(0700, keys 0600\)"):
+        m = ops.init(d, InitOptions(chain="root"), force=True, now=now)
     assert (d / "root.crt").read_bytes() != old_root
     assert not (d / "intermediate.key").exists() and not (d / "intermediate.crt").exists()
-    assert (d / "notes.txt").read_text() == "mine"
     assert fsio.load_manifest(d) == m
 
 

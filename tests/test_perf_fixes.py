@@ -55,7 +55,7 @@ def test_a_commit_above_the_syncfs_threshold_writes_every_file_with_its_mode(tmp
     files = {f"n{i}.crt": f"cert {i}\n".encode() for i in range(count)}
     files |= {f"n{i}.key": f"key {i}\n".encode() for i in range(count)}
     private = frozenset(n for n in files if n.endswith(".key"))
-    with fsio.transaction(tmp_path / "pki") as tx:
+    with fsio.transaction(tmp_path / "pki", create=True) as tx:
         tx.commit(files, private=private)
     pki = tmp_path / "pki"
     assert {p.name: p.read_bytes() for p in pki.iterdir()} == files
