@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 LAZY_COMMANDS = {
     "issue": "cli_lifecycle", "renew": "cli_lifecycle", "revoke": "cli_lifecycle", "crl": "cli_lifecycle",
     "status": "cli_lifecycle", "verify": "cli_doctor", "probe": "cli_doctor",
+    "bundle": "cli_deploy", "install": "cli_deploy",
 }
 
 
