@@ -6,9 +6,9 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
-import stat
 from pathlib import Path
 
 import pytest
