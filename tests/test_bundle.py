@@ -89,10 +89,10 @@ def test_a_revoked_or_unknown_name_is_refused_with_the_names_to_use(tmp_path: Pa
 @given(host=st.sampled_from(b.HOSTS), name=st.one_of(st.sampled_from(["server", "client", "root", "intermediate"]),
                                                       st.text(min_size=1, max_size=12)))
 def test_no_requested_name_yields_a_ca_key(pki: Path, host: str, name: str) -> None:
-    option = {"server": name} if host == "postgres" else {"client": name}
     wanted = "server" if host == "postgres" else "client"
+    opts = b.Options(server=name) if host == "postgres" else b.Options(client=name)
     try:
-        got = plan(pki, host, **option)
+        got = b.plan(host, fsio.load_manifest(pki), fsio.reader(pki), opts)
     except InputError:
         assert name != wanted  # only the PKI's own leaf of the right role may be bundled
         return
@@ -108,7 +108,8 @@ def test_no_requested_name_yields_a_ca_key(pki: Path, host: str, name: str) -> N
 def test_a_manifest_pointing_a_leaf_at_a_ca_key_is_refused(pki: Path, host: str, victim: str, field: str,
                                                            ca: str) -> None:
     m = fsio.load_manifest(pki)
-    bad = dataclasses.replace(m.certificates[victim], **{field: m.certificates[ca].key_file})
+    entry, ca_key = m.certificates[victim], m.certificates[ca].key_file
+    bad = dataclasses.replace(entry, file=ca_key) if field == "file" else dataclasses.replace(entry, key_file=ca_key)
     m2 = dataclasses.replace(m, certificates={**m.certificates, victim: bad})
     bundled = (host == "postgres" and victim == "server") or (host == "kong" and victim == "client")
     if bundled:

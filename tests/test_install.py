@@ -25,7 +25,7 @@ KONG = "# kong.conf settings\npg_ssl = on\npg_ssl_verify = on\nlua_ssl_verify_de
 
 #: Lines that are not our markers: what an operator's file may hold.
 _BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits on
-other_lines = st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=_BREAKS),
+other_lines = st.lists(st.text(st.characters(categories=("L", "M", "N", "P", "S", "Zs"), blacklist_characters=_BREAKS),
                                max_size=30).filter(lambda s: "pgkongtls" not in s), max_size=8)
 
 
