@@ -94,6 +94,7 @@ class Options:
     client: str = "client"
     edition: str = "enterprise"
     auth: str | None = None
+    min_tls: str = "TLSv1.2"
 
 
 def _ca_keys(m: Manifest, read: Reader) -> tuple[set[str], list[bytes]]:
@@ -167,7 +168,7 @@ def plan_postgres(m: Manifest, read: Reader, opts: Options) -> Bundle:
     paths = r.Files(pg_dir=ssl_dir, kong_dir=ssl_dir, server=opts.server, client=opts.client)
     auth = opts.auth or r.default_auth(opts.edition)
     files += [
-        _snippet("postgresql.conf", r.render_postgres(m, paths)),
+        _snippet("postgresql.conf", r.render_postgres(m, paths, min_tls=opts.min_tls)),
         _snippet("pg_hba.conf", r.render_hba(m, auth=auth, edition=opts.edition)),
         _snippet("pg_ident.conf", r.render_ident(m)),
     ]

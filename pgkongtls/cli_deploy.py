@@ -68,8 +68,10 @@ def _made(host: str, out: Path, plan: Any, tar: Path | None) -> None:
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--auth", type=click.Choice(["cert", "verify-full", "scram"]), default=None,
               help="pg_hba method [default: cert; scram with --edition oss].")
+@click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default="TLSv1.2", show_default=True,
+              help="ssl_min_protocol_version.")
 def bundle_postgres(pki_dir: Path, out: Path, ssl_dir: str | None, edition: str, tar: Path | None, force: bool,
-                    server_name: str, auth: str | None) -> None:
+                    server_name: str, auth: str | None, min_tls: str) -> None:
     """The database host's bundle: server certificate and key, ssl_ca_file, CRL, and config snippets.
 
     \b
@@ -79,7 +81,7 @@ def bundle_postgres(pki_dir: Path, out: Path, ssl_dir: str | None, edition: str,
     from pgkongtls import bundle as b
     from pgkongtls import deploy
 
-    opts = b.Options(ssl_dir=ssl_dir, server=server_name, edition=edition, auth=auth)
+    opts = b.Options(ssl_dir=ssl_dir, server=server_name, edition=edition, auth=auth, min_tls=min_tls)
     _made("postgres", out, deploy.make_bundle(pki_dir, "postgres", out, opts, tar=tar, force=force), tar)
 
 

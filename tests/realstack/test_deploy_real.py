@@ -1,0 +1,184 @@
+"""Deploying for real: `bundle` + `install` onto PostgreSQL 15 as initdb left it, and onto a Kong host.
+
+The cluster keeps initdb's own pg_hba.conf (`host all all 127.0.0.1/32 scram-sha-256` below
+the block install puts at the top) and an ssl directory owned by postgres. No certificate,
+key or TLS setting is copied by the harness: every file comes from `pgkongtls install`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .clients import Refused, libpq_connect
+from .kong import KongEquivalent
+from .pg import Cluster, cli_stderr
+from .pkis import DB_IP, DB_NAME, CliError, Pki, PkiFactory, cli
+
+pytestmark = pytest.mark.realstack
+
+NODES = ("kong-node-1", "kong-node-2", "kong-node-3")
+
+
+def tree(*dirs: Path) -> dict[str, tuple[str, int, int, int]]:
+    """Every file under the directories: SHA-256, owner, group, mode."""
+    out = {}
+    for d in dirs:
+        for p in sorted(d.rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                out[str(p)] = (hashlib.sha256(p.read_bytes()).hexdigest(), st.st_uid, st.st_gid,
+                               stat.S_IMODE(st.st_mode))
+    return out
+
+
+def conf_files(c: Cluster) -> dict[str, tuple[str, int, int, int]]:
+    assert c.deploy_ssl_dir is not None
+    names = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf", "pgkongtls.conf")
+    return {k: v for k, v in tree(c.data_dir, c.deploy_ssl_dir).items()
+            if Path(k).parent == c.deploy_ssl_dir or Path(k).name in names}
+
+
+def kong_login(kong: KongEquivalent, pki: Pki, c: Cluster, client: str = "client") -> object:
+    return kong.connect(pki.render("kong", "--client", client), port=c.port)
+
+
+def test_install_onto_initdb_cluster_puts_kong_first_and_keeps_initdb_lines(
+        pkis: PkiFactory, new_cluster: Callable[..., Cluster], kong: KongEquivalent) -> None:
+    pki = pkis.get("intermediate", "ecdsa-p256")
+    c = new_cluster(deployed=True)
+    broad = "host    all             all             127.0.0.1/32            scram-sha-256"
+    assert broad in c.initdb_hba
+    c.deploy(pki)
+    hba = (c.data_dir / "pg_hba.conf").read_text()
+    assert hba.startswith("# BEGIN pgkongtls pg_hba.conf") and hba.endswith(c.initdb_hba)
+    assert hba.index("hostssl all kong all cert") < hba.index(broad)
+    assert c.deploy_ssl_dir is not None
+    key = c.deploy_ssl_dir / "server.key"
+    st = key.stat()
+    assert (pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)) == ("postgres", 0o600)
+    assert c.sql("SHOW ssl_key_file")[0][0] == str(key)
+    res = kong_login(kong, pki, c)
+    assert res.ok, res  # type: ignore[attr-defined]
+    row = libpq_connect(port=c.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=pki.trust_file,
+                        sslcert=pki.client_cert, sslkey=pki.client_key)
+    assert (row.ssl, row.client_dn, row.user) == (True, "/CN=kong", "kong")
+    # the twins: the initdb lines below no longer decide for kong, and plaintext is refused
+    with pytest.raises(Refused, match="certificate"):
+        libpq_connect(port=c.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=pki.trust_file, password="x")
+    with pytest.raises(Refused, match="no encryption"):
+        libpq_connect(port=c.port, host=DB_IP, sslmode="disable", password="kong-test-password")
+
+
+def test_install_twice_is_byte_identical_with_each_block_once(pkis: PkiFactory, deployed: Cluster) -> None:
+    pki = pkis.get("intermediate", "ecdsa-p256")
+    first = deployed.bundle(pki)
+    deployed.install(first)
+    before = conf_files(deployed)
+    for again in (first, deployed.bundle(pki)):  # the same bundle, and a new one from the same PKI
+        err = deployed.install(again)
+        assert "nothing to change: already installed" in err and "reloaded: PostgreSQL took the new files" in err
+        assert conf_files(deployed) == before
+    for name, what in (("pg_hba.conf", "pg_hba.conf"), ("pg_ident.conf", "pg_ident.conf"),
+                       ("postgresql.conf", "postgresql.conf")):
+        text = (deployed.data_dir / name).read_text()
+        assert text.count(f"# BEGIN pgkongtls {what}:") == 1 and text.count(f"# END pgkongtls {what}\n") == 1
+
+
+def test_a_failed_install_leaves_every_file_and_the_served_certificate(
+        pkis: PkiFactory, deployed: Cluster, monkeypatch: pytest.MonkeyPatch, kong: KongEquivalent) -> None:
+    old, new = pkis.get("intermediate", "ecdsa-p256"), pkis.get("root", "ecdsa-p256")
+    deployed.deploy(old)
+    before = conf_files(deployed)
+    bundle = deployed.bundle(new)
+    monkeypatch.setenv("PGKONGTLS_TEST_FAIL_AT", "install:pg_hba.conf")
+    with pytest.raises(CliError, match="Error: injected failure at install:pg_hba.conf"):
+        deployed.install(bundle)
+    monkeypatch.delenv("PGKONGTLS_TEST_FAIL_AT")
+    assert conf_files(deployed) == before
+    deployed.reload()
+    assert kong_login(kong, old, deployed).ok  # type: ignore[attr-defined]
+
+
+def test_reload_reports_what_postgres_refused_one_line_each(
+        pkis: PkiFactory, new_cluster: Callable[..., Cluster], kong: KongEquivalent) -> None:
+    """An operator's bad line outside the block: PostgreSQL only logs it and keeps the old rules."""
+    c = new_cluster(deployed=True)
+    pki = pkis.get("intermediate", "ecdsa-p256")
+    hba = c.data_dir / "pg_hba.conf"
+    bad = "host all all 10.0.0.0/33 trust"
+    hba.write_text(hba.read_text() + bad + "\n")  # the operator's typo, not ours: install keeps it
+    with pytest.raises(CliError) as info:
+        c.install(c.bundle(pki))
+    errors = [ln for ln in str(info.value).splitlines() if ln.startswith("Error: ")]
+    assert "exited 1" in str(info.value)
+    line = hba.read_text().splitlines().index(bad) + 1
+    assert f'Error: pg_hba_file_rules: pg_hba.conf:{line}: invalid CIDR mask in address "10.0.0.0/33"' in errors
+    assert any(ln.startswith("Error: server log: ") and "pg_hba.conf was not reloaded" in ln for ln in errors), errors
+    assert not kong_login(kong, pki, c).ok  # type: ignore[attr-defined]  # the old rules are still in force
+
+
+def test_day2_issue_bundle_install_then_revoke_one_node(pkis: PkiFactory, deployed: Cluster,
+                                                      kong: KongEquivalent) -> None:
+    fleet = pkis.fresh("intermediate", "ecdsa-p256", tag="deploy-fleet")
+    cli("issue", "client", "--dir", str(fleet.dir), *[a for n in NODES for a in ("--name", n)], "--cn", "{name}")
+    deployed.deploy(fleet)
+    hba = (deployed.data_dir / "pg_hba.conf").read_text()
+    assert "hostssl all kong all cert map=pgkongtls" in hba
+    for node in NODES:
+        res = kong_login(kong, fleet, deployed, node)
+        assert res.ok, (node, res)
+    cli("revoke", "--dir", str(fleet.dir), "kong-node-2", "--reason", "keyCompromise")
+    applied = deployed.deploy(fleet)  # bundle (now with crl.pem) + install --reload
+    assert f"ssl_crl_file = '{deployed.deploy_ssl_dir}/crl.pem'" in applied.postgres_conf
+    with pytest.raises(Refused, match="certificate revoked"):  # the TLS alert libpq got names the revocation
+        libpq_connect(port=deployed.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=fleet.trust_file,
+                      sslcert=fleet.cert_file("kong-node-2"), sslkey=fleet.key_file("kong-node-2"))
+    refused = kong_login(kong, fleet, deployed, "kong-node-2")
+    assert not refused.ok, refused  # type: ignore[attr-defined]
+    for node in ("kong-node-1", "kong-node-3"):
+        res = kong_login(kong, fleet, deployed, node)
+        assert res.ok, (node, res)
+
+
+def _ensure_kong_user() -> None:
+    """The account Kong's nginx workers run as (nginx_user kong kong); created once, idempotently."""
+    try:
+        pwd.getpwnam("kong")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        "kong"], check=True, capture_output=True)
+
+
+def test_kong_install_key_is_read_by_the_kong_worker_user(pkis: PkiFactory, deployed: Cluster,
+                                                         kong: KongEquivalent, realstack_base: Path) -> None:
+    _ensure_kong_user()
+    pki = pkis.get("intermediate", "ecdsa-p256")
+    deployed.deploy(pki)
+    host = realstack_base / "kong-host"
+    host.mkdir(mode=0o755, exist_ok=True)
+    conf = host / "kong.conf"
+    conf.write_text("database = postgres\npg_host = 127.0.0.1\npg_ssl = off\n")
+    out = realstack_base / "kong-bundle"
+    cli("bundle", "kong", "--dir", str(pki.dir), "--out", str(out), "--ssl-dir", str(host / "ssl"), "--force")
+    err = cli_stderr("install", str(out), "--kong-conf", str(conf))
+    assert "kong restart (or kong reload)" in err
+    key = host / "ssl" / "client.key"
+    read = subprocess.run(["runuser", "-u", "kong", "--", "cat", str(key)], capture_output=True)
+    assert read.returncode == 0 and read.stdout == (out / "client.key").read_bytes()
+    twin = subprocess.run(["runuser", "-u", "nobody", "--", "cat", str(key)], capture_output=True, text=True)
+    assert twin.returncode != 0 and "Permission denied" in twin.stderr
+    text = conf.read_text()
+    assert [ln for ln in text.splitlines() if ln.startswith("pg_ssl =")] == ["pg_ssl = on"]
+    assert cli_stderr("install", str(out), "--kong-conf", str(conf)).count("nothing to change") == 1
+    assert conf.read_text() == text
+    res = kong.connect(text, port=deployed.port)  # the installed kong.conf, as Kong would read it
+    assert res.ok, res
+    assert os.stat(host / "ssl").st_mode & 0o005 == 0o005
