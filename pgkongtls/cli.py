@@ -8,17 +8,21 @@ are imported inside each command so `--help` and `render` start fast.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from pgkongtls import KEY_TYPES, __version__
+from pgkongtls.render_k8s import K8S_TARGETS
 
 if TYPE_CHECKING:
     from pgkongtls.manifest import Manifest
 
 
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Commands defined in other modules, imported only when one of them runs or help lists them,
 #: so `init` and `render` don't pay for them.
@@ -26,6 +30,7 @@ LAZY_COMMANDS = {
     "issue": "cli_lifecycle", "renew": "cli_lifecycle", "revoke": "cli_lifecycle", "crl": "cli_lifecycle",
     "status": "cli_lifecycle", "verify": "cli_doctor", "probe": "cli_doctor",
     "bundle": "cli_deploy", "install": "cli_deploy",
+    "export": "cli_export",
 }
 
 
@@ -42,12 +47,15 @@ class Cli(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *LAZY_COMMANDS})
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(  # one signature for both of click's overloads
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+        standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
         """Usage errors are one line too: the problem, then where to read more (no usage dump)."""
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
             exc.show()  # no arguments at all: the help text is the answer
             sys.exit(exc.exit_code)
@@ -98,7 +106,7 @@ def main() -> None:
     """
 
 
-def key_type_option() -> Any:
+def key_type_option() -> Callable[[F], F]:
     return click.option(
         "--key-type", type=click.Choice(KEY_TYPES), default="ecdsa-p256", show_default=True,
         help="Algorithm and size of every key.",
@@ -126,7 +134,7 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
         width = [max(len(r[i].replace("\n", "; ")) for r in rows) for i in range(3)]
         click.echo(title, err=True)
         for row in rows:
-            cells = [c.replace("\n", "; ").ljust(w) for c, w in zip(row, width)] + [row[3]]
+            cells = [c.replace("\n", "; ").ljust(w) for c, w in zip(row, width, strict=False)] + [row[3]]
             click.echo(("  " + "  ".join(cells)).rstrip(), err=True)
         for step in next_steps:
             click.echo(f"next: {step}", err=True)
@@ -220,7 +228,7 @@ def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: st
         print_summary(out, m, [f"pgkongtls render all --dir {out} --write {out}-config"])
 
 
-RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all")
+RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "kubernetes", "all")
 
 
 @main.command()
@@ -247,13 +255,22 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "all"
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
 @click.option("--host", default=None, help="libpq host [default: the first --db-host].")
+@click.option("--port", type=int, default=5432, show_default=True, help="libpq/jdbc port.")
+@click.option("--url", is_flag=True, help="libpq: a postgresql:// URL (node-postgres) instead of keywords.")
+@click.option("--for", "k8s_for", type=click.Choice(K8S_TARGETS), default=None,
+              help="kubernetes: whose Secret shapes to write.")
+@click.option("--namespace", default="default", show_default=True, help="kubernetes: metadata.namespace.")
+@click.option("--name", "k8s_prefix", default="pgkongtls", show_default=True, help="kubernetes: object name prefix.")
+@click.option("--with-keys", is_flag=True, help="kubernetes: put private keys into the Secrets (never elsewhere).")
+@click.option("--include-ca-key", is_flag=True, help="kubernetes: hand the issuing CA key over (cert-manager, CloudNativePG).")
 @click.option("--write", "write_dir", type=click.Path(path_type=Path), default=None,
               help="Write snippet file(s) into this directory instead of printing.")
 @click.option("--force", is_flag=True, help="Let --write replace existing files.")
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
            database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
            pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
-           write_dir: Path | None, force: bool) -> None:
+           port: int, url: bool, k8s_for: str | None, namespace: str, k8s_prefix: str, with_keys: bool,
+           include_ca_key: bool, write_dir: Path | None, force: bool) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
 
     \b
@@ -261,12 +278,18 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
       pgkongtls render postgres --dir pki --pg-dir /etc/postgresql/ssl > conf.d/pgkongtls.conf
       pgkongtls render hba --dir pki --auth cert >> pg_hba.conf
       pgkongtls render kong --dir pki --kong-dir /etc/kong/ssl >> kong.conf
+      pgkongtls render libpq --dir pki --url --port 5432
+      pgkongtls render jdbc --dir pki --kong-dir /etc/app/ssl
+      pgkongtls render kubernetes --dir pki --for kong-helm --namespace kong --with-keys
       pgkongtls render all --dir pki --write out/
     """
     from pgkongtls import fsio
     from pgkongtls import render as r
+    from pgkongtls import render_clients as rc
+    from pgkongtls import render_k8s as rk
 
     m = fsio.load_manifest(pki_dir)
+    db_name = None if database == "all" else database
     here = str(pki_dir.resolve())
     files = r.Files(pg_dir=pg_dir or here, kong_dir=kong_dir or here, server=server_name, client=client_name)
     chosen_auth = auth or r.default_auth(edition)
@@ -284,7 +307,14 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
             "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system),
             "kong-env": lambda: r.render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version,
                                                   system=system),
-            "libpq": lambda: r.render_libpq(m, files, host=host, user=user),
+            "libpq": lambda: (rc.render_libpq_url(m, files, host=host, user=user, port=port, database=db_name)
+                              if url else r.render_libpq(m, files, host=host, user=user)),
+            "kubernetes": lambda: rk.render_kubernetes(m, fsio.reader(pki_dir), rk.K8sOptions(
+                target=k8s_for or "", namespace=namespace, prefix=k8s_prefix, with_keys=with_keys,
+                include_ca_key=include_ca_key, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
+                server=server_name, client=client_name)),
+            "jdbc": lambda: rc.render_jdbc(m, files, host=host, user=user, port=port, database=db_name,
+                                            pki_dir=str(pki_dir)),
         }
         out = {r.ALL_FILES[target]: renderers[target]()}
     if write_dir is None:
@@ -302,4 +332,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    run()

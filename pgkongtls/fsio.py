@@ -270,19 +270,19 @@ def read_file(directory: Path, name: str) -> bytes:
 MAX_PASSPHRASE = 1023
 
 
-def read_passphrase(path: Path | None) -> bytes | None:
-    """The CA passphrase from `--ca-passphrase-file`, without its one trailing newline."""
+def read_passphrase(path: Path | None, *, option: str = "--ca-passphrase-file", noun: str = "CA passphrase") -> bytes | None:
+    """A passphrase from a file option (the CA's by default), without its one trailing newline."""
     if path is None:
         return None
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read --ca-passphrase-file {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read {option} {path}: {exc.strerror or exc}") from None
     data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
     if not data:
-        raise InputError(f"--ca-passphrase-file {path} is empty; write the CA passphrase into it")
+        raise InputError(f"{option} {path} is empty; write the {noun} into it")
     if len(data) > MAX_PASSPHRASE:
-        raise InputError(f"--ca-passphrase-file {path} holds more than {MAX_PASSPHRASE} bytes; use a shorter passphrase")
+        raise InputError(f"{option} {path} holds more than {MAX_PASSPHRASE} bytes; use a shorter passphrase")
     return data
 
 
@@ -314,6 +314,22 @@ def write_outputs(directory: Path, files: dict[str, str], *, overwrite: bool) ->
     except OSError as exc:
         raise _os_error(exc, directory) from None
 
+
+
+# --------------------------------------------------------------------------- single exported secrets
+
+
+def write_secret(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Write one secret file (an exported key) 0600 from its first byte; never replace one unasked."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise StateError(f"{path} is not a regular file; choose another --out")
+    if path.exists() and not overwrite:
+        raise StateError(f"{path} exists; pass --force to replace it")
+    try:
+        write_private(path, data)
+    except OSError as exc:
+        raise _os_error(exc, path) from None
 
 
 # --------------------------------------------------------------------------- bundles and installs on a host

@@ -335,6 +335,8 @@ ALL_FILES = {
     "kong": "kong.conf.snippet",
     "kong-env": "kong.env",
     "libpq": "libpq.conninfo",
+    "jdbc": "jdbc.url",
+    "kubernetes": "kubernetes.yaml",
 }
 
 

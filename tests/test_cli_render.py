@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pgkongtls import fsio, render
-from pgkongtls.cli import main
+from pgkongtls.cli import RENDER_TARGETS, main
 
 
 def run(*args: str) -> Result:
@@ -67,8 +67,10 @@ def test_render_dir_without_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_render_unknown_target(pki: Path) -> None:
     r = run("render", "nginx", "--dir", "pki")
     assert r.exit_code == 2
-    assert r.stderr == ("Error: Invalid value for '{postgres|hba|ident|kong|kong-env|libpq|all}': 'nginx' is not one of "
-                        "'postgres', 'hba', 'ident', 'kong', 'kong-env', 'libpq', 'all'. See 'pgkongtls render --help'.\n")
+    targets = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "kubernetes", "all")
+    assert RENDER_TARGETS == targets  # a new target is a user-visible change: say so here
+    assert r.stderr == (f"Error: Invalid value for '{{{'|'.join(targets)}}}': 'nginx' is not one of "
+                        f"{', '.join(repr(t) for t in targets)}. See 'pgkongtls render --help'.\n")
 
 
 def test_render_all_needs_write(pki: Path) -> None:
