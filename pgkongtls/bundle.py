@@ -31,8 +31,6 @@ from pgkongtls.manifest import Manifest
 DESCRIPTION = "bundle.json"
 FORMAT = 1
 HOSTS = ("postgres", "kong")
-#: Where each host keeps the files unless `--ssl-dir` says otherwise: never the PKI directory.
-DEFAULT_SSL_DIR = {"postgres": "/etc/postgresql/pgkongtls", "kong": "/etc/kong/pgkongtls"}
 DEFAULT_OS_USER = {"postgres": PG_OS_USER, "kong": KONG_OS_USER}
 #: File kinds; the last four are snippets that `install` merges into the host's own config files.
 KINDS = ("key", "certificate", "trust", "crl", "postgresql.conf", "pg_hba.conf", "pg_ident.conf", "kong.conf")
@@ -122,8 +120,8 @@ def _read(read: Reader, name: str) -> bytes:
     return data
 
 
-def _ssl_dir(host: str, given: str | None) -> str:
-    ssl_dir = given or DEFAULT_SSL_DIR[host]
+def check_ssl_dir(ssl_dir: str) -> str:
+    """An absolute directory that can go into postgresql.conf and kong.conf as it is."""
     r.kong_value(ssl_dir, "--ssl-dir")
     if not ssl_dir.startswith("/") or posixpath.normpath(ssl_dir) in ("/", "//"):
         raise InputError(f"--ssl-dir {ssl_dir!r} must be an absolute directory other than /")
@@ -155,7 +153,7 @@ def _snippet(kind: str, text: str) -> BundleFile:
 
 def plan_postgres(m: Manifest, read: Reader, opts: Options) -> Bundle:
     """The database host: its server certificate and key, ssl_ca_file, the CRL, and the three snippets."""
-    ssl_dir = _ssl_dir("postgres", opts.ssl_dir)
+    ssl_dir = check_ssl_dir(opts.ssl_dir or m.deploy_dir("postgres"))
     server = _entry(m, opts.server, "server", "--server")
     ca = r.ca_file_for_postgres(m)
     files = [
@@ -177,7 +175,7 @@ def plan_postgres(m: Manifest, read: Reader, opts: Options) -> Bundle:
 
 def plan_kong(m: Manifest, read: Reader, opts: Options) -> Bundle:
     """The Kong host: its client certificate and key (Enterprise), the trust file, and kong.conf keys."""
-    ssl_dir = _ssl_dir("kong", opts.ssl_dir)
+    ssl_dir = check_ssl_dir(opts.ssl_dir or m.deploy_dir("kong"))
     trust = r.trust_file_for_clients(m)
     files = [_file(trust, "trust", _read(read, trust), ssl_dir, PUBLIC_FILE, "kong")]
     if opts.edition == "enterprise":
@@ -236,7 +234,7 @@ def parse(text: str, contents: dict[str, bytes]) -> Bundle:
     for key in ("ssl_dir", "os_user", "pki"):
         if not isinstance(data.get(key), str):
             raise _bad(f"{key} is missing")
-    ssl_dir = _ssl_dir(data["host"], data["ssl_dir"])
+    ssl_dir = check_ssl_dir(data["ssl_dir"])
     raw = data.get("files")
     if not isinstance(raw, list):
         raise _bad("files is missing")

@@ -157,3 +157,23 @@ def install(directory: Path, pg_conf_dir: Path | None, kong_conf: Path | None, s
         if errors:
             sys.exit(1)
         _plain(["reloaded: PostgreSQL took the new files"])
+
+
+@main.command("deploy-paths")
+@click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
+              help="The PKI directory made by pgkongtls init.")
+@click.option("--postgres", "pg_path", default=None, help="Directory of the files on the database host.")
+@click.option("--kong", "kong_path", default=None, help="Directory of the files on the Kong host.")
+def deploy_paths(pki_dir: Path, pg_path: str | None, kong_path: str | None) -> None:
+    """Record (or print) where each host keeps its files; render, bundle and the hints use them.
+
+    \b
+    Example:
+      pgkongtls deploy-paths --dir pki --postgres /etc/postgresql/15/main/tls --kong /etc/kong/tls
+    """
+    from pgkongtls import deploy, fsio
+
+    updates = {h: p for h, p in (("postgres", pg_path), ("kong", kong_path)) if p is not None}
+    m = deploy.set_deploy_paths(pki_dir, updates) if updates else fsio.load_manifest(pki_dir)
+    for host in ("postgres", "kong"):
+        click.echo(f"{host} {m.deploy_dir(host)}" + ("" if host in m.deploy else " (default)"))

@@ -49,6 +49,21 @@ def _name_matches(name: str, host: str) -> bool:
     return name.lower() == host.lower() or _wildcard_match(name, host)
 
 
+def host_in_names(names: tuple[str, ...], host: str) -> bool:
+    """libpq's verify-full match on names as text (a certificate's SANs, or its CN when it has none)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return any(_name_matches(n, host) for n in names)
+    for n in names:
+        try:
+            if ipaddress.ip_address(n) == ip:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def libpq_host_check(cert: x509.Certificate, host: str) -> tuple[bool, str]:
     """libpq `sslmode=verify-full`'s host name check, as libpq 17+ does it (psycopg bundles libpq 18):
     every dNSName and iPAddress SAN is examined; the CN too, unless a SAN of the host's own type

@@ -14,7 +14,7 @@ import os
 import posixpath
 import pwd
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pgkongtls import bundle as b
@@ -22,6 +22,7 @@ from pgkongtls import fsio
 from pgkongtls import install as ins
 from pgkongtls.consumers import KONG_APPLY, PG_KEY_GROUP, SSL_DIR_MODE
 from pgkongtls.errors import InputError, StateError
+from pgkongtls.manifest import MANIFEST_NAME, Manifest, dumps
 
 #: In the ssl directory: what install wrote there last (name -> SHA-256), so it never rewrites another's file.
 STATE_FILE = ".pgkongtls-installed.json"
@@ -48,7 +49,21 @@ def make_bundle(pki_dir: Path, host: str, out: Path, opts: b.Options, *, tar: Pa
     fsio.write_bundle(out, files, frozenset(f.name for f in plan.files if f.private), replace=previous)
     if tar is not None:
         fsio.write_new_private(tar, b.tar_bytes(plan, Path(os.path.abspath(out)).name))
+    if m.deploy.get(host) != plan.ssl_dir:
+        set_deploy_paths(pki_dir, {host: plan.ssl_dir})
     return plan
+
+
+def set_deploy_paths(pki_dir: Path, paths: dict[str, str]) -> Manifest:
+    """Record where each host keeps the files, so render and the hints need no --pg-dir/--ssl-dir."""
+    for path in paths.values():
+        b.check_ssl_dir(path)
+    with fsio.transaction(Path(pki_dir)) as tx:
+        m = tx.manifest()
+        new = replace(m, deploy={**m.deploy, **{h: posixpath.normpath(p) for h, p in paths.items()}})
+        if new != m:
+            tx.commit({MANIFEST_NAME: dumps(new).encode()})
+        return new
 
 
 def load_bundle(directory: Path) -> b.Bundle:

@@ -97,7 +97,7 @@ def test_issue_server_for_a_replica(pki: Path) -> None:
     r = ok("issue", "server", "--name", "replica-1", "--db-host", "replica1.internal", "--db-host", "10.0.0.6")
     assert "SAN: replica1.internal, 10.0.0.6" in r.stderr
     assert "next: pgkongtls render postgres --dir pki --server replica-1" in r.stderr
-    assert "ssl_cert_file = '" + str(pki.resolve() / "replica-1.crt") + "'" in ok(
+    assert "ssl_cert_file = '/etc/postgresql/pgkongtls/replica-1.crt'" in ok(  # never the PKI directory
         "render", "postgres", "--server", "replica-1").stdout
 
 
@@ -206,7 +206,7 @@ def test_revoke_writes_crl_and_render_postgres_picks_it_up(pki: Path) -> None:
     data = manifest(pki)
     assert data["certificates"]["kong-node-2"]["revocation_reason"] == "keyCompromise"
     assert data["crl_file"] == "crl.pem"
-    assert f"ssl_crl_file = '{pki.resolve() / 'crl.pem'}'\n" in ok("render", "postgres").stdout
+    assert "ssl_crl_file = '/etc/postgresql/pgkongtls/crl.pem'\n" in ok("render", "postgres").stdout
     assert (pki / "crl.pem").read_bytes().count(b"-----BEGIN X509 CRL-----") == 2
 
 

@@ -17,9 +17,9 @@ Layout under the cluster's directory (owned by postgres, mode 0700):
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
-import itertools
 import re
 import shutil
 import socket

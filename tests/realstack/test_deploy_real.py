@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from .clients import Refused, libpq_connect
-from .kong import KongEquivalent
+from .kong import KongEquivalent, KongResult
 from .pg import Cluster, cli_stderr
 from .pkis import DB_IP, DB_NAME, CliError, Pki, PkiFactory, cli
 
@@ -46,7 +46,7 @@ def conf_files(c: Cluster) -> dict[str, tuple[str, int, int, int]]:
             if Path(k).parent == c.deploy_ssl_dir or Path(k).name in names}
 
 
-def kong_login(kong: KongEquivalent, pki: Pki, c: Cluster, client: str = "client") -> object:
+def kong_login(kong: KongEquivalent, pki: Pki, c: Cluster, client: str = "client") -> KongResult:
     return kong.connect(pki.render("kong", "--client", client), port=c.port)
 
 
@@ -66,7 +66,7 @@ def test_install_onto_initdb_cluster_puts_kong_first_and_keeps_initdb_lines(
     assert (pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)) == ("postgres", 0o600)
     assert c.sql("SHOW ssl_key_file")[0][0] == str(key)
     res = kong_login(kong, pki, c)
-    assert res.ok, res  # type: ignore[attr-defined]
+    assert res.ok, res
     row = libpq_connect(port=c.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=pki.trust_file,
                         sslcert=pki.client_cert, sslkey=pki.client_key)
     assert (row.ssl, row.client_dn, row.user) == (True, "/CN=kong", "kong")
@@ -104,7 +104,7 @@ def test_a_failed_install_leaves_every_file_and_the_served_certificate(
     monkeypatch.delenv("PGKONGTLS_TEST_FAIL_AT")
     assert conf_files(deployed) == before
     deployed.reload()
-    assert kong_login(kong, old, deployed).ok  # type: ignore[attr-defined]
+    assert kong_login(kong, old, deployed).ok
 
 
 def test_reload_reports_what_postgres_refused_one_line_each(
@@ -122,7 +122,7 @@ def test_reload_reports_what_postgres_refused_one_line_each(
     line = hba.read_text().splitlines().index(bad) + 1
     assert f'Error: pg_hba_file_rules: pg_hba.conf:{line}: invalid CIDR mask in address "10.0.0.0/33"' in errors
     assert any(ln.startswith("Error: server log: ") and "pg_hba.conf was not reloaded" in ln for ln in errors), errors
-    assert not kong_login(kong, pki, c).ok  # type: ignore[attr-defined]  # the old rules are still in force
+    assert not kong_login(kong, pki, c).ok  # the old rules are still in force
 
 
 def test_day2_issue_bundle_install_then_revoke_one_node(pkis: PkiFactory, deployed: Cluster,
@@ -142,7 +142,7 @@ def test_day2_issue_bundle_install_then_revoke_one_node(pkis: PkiFactory, deploy
         libpq_connect(port=deployed.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=fleet.trust_file,
                       sslcert=fleet.cert_file("kong-node-2"), sslkey=fleet.key_file("kong-node-2"))
     refused = kong_login(kong, fleet, deployed, "kong-node-2")
-    assert not refused.ok, refused  # type: ignore[attr-defined]
+    assert not refused.ok, refused
     for node in ("kong-node-1", "kong-node-3"):
         res = kong_login(kong, fleet, deployed, node)
         assert res.ok, (node, res)
