@@ -139,8 +139,8 @@ def _ssl_files(plan: Plan, bun: b.Bundle, ssl_dir: Path, who: Account, *, key_gr
         state = json.loads(raw) if raw else {}
     except ValueError:
         state = {}
-    if not ssl_dir.exists():
-        plan.dirs.append(fsio.HostDir(ssl_dir, 0, 0, SSL_DIR_MODE))
+    missing = [d for d in [*reversed(ssl_dir.parents), ssl_dir] if not d.exists()]
+    plan.dirs += [fsio.HostDir(d, 0, 0, SSL_DIR_MODE) for d in missing]  # like mkdir -p, root-owned
     new_state = dict(state) if isinstance(state, dict) else {}
     for f in bun.files:
         if f.destination is None:

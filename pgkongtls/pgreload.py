@@ -100,6 +100,10 @@ def served_sha256(host: str, port: int, timeout: float = 10) -> str | None:
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
         with ctx.wrap_socket(sock) as tls:
             der = tls.getpeercert(binary_form=True)
+            try:
+                tls.unwrap()  # close_notify, then EOF: PostgreSQL logs nothing (a reset would be logged)
+            except (OSError, ssl.SSLError):
+                pass
     return hashlib.sha256(der).hexdigest() if der else None
 
 

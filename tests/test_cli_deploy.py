@@ -176,3 +176,15 @@ def test_kong_install_sets_pg_ssl_in_place_and_says_to_restart(in_tmp: Path) -> 
     assert "# replaced by pgkongtls: pg_ssl = off" in conf
     key = (in_tmp / "kssl" / "client.key").stat()
     assert (key.st_uid, stat.S_IMODE(key.st_mode)) == (pwd.getpwnam("postgres").pw_uid, 0o600)
+
+
+def test_missing_parents_are_made_root_0755_and_removed_again_on_failure(in_tmp: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ok("bundle", "postgres", "--dir", "pki", "--out", "db", "--ssl-dir", str(in_tmp / "etc" / "pg" / "tls"))
+    before = snapshot(in_tmp)
+    monkeypatch.setenv("PGKONGTLS_TEST_FAIL_AT", "install:pg_ident.conf")
+    assert run("install", "db", "--pg-conf-dir", "conf").exit_code == 1
+    assert snapshot(in_tmp) == before and not (in_tmp / "etc").exists()
+    monkeypatch.delenv("PGKONGTLS_TEST_FAIL_AT")
+    ok("install", "db", "--pg-conf-dir", "conf")
+    assert {stat.S_IMODE(d.stat().st_mode) for d in (in_tmp / "etc", in_tmp / "etc" / "pg", in_tmp / "etc/pg/tls")} == {0o755}

@@ -248,7 +248,10 @@ class Cluster:
         (self.data_dir / "pgkongtls.conf").unlink(missing_ok=True)
 
     def bundle(self, pki: Pki, *args: str) -> Path:
-        """`pgkongtls bundle postgres --dir PKI --out <new dir> --ssl-dir <this cluster's> ARGS`."""
+        """`pgkongtls bundle postgres --dir PKI --out <new dir> --ssl-dir <this cluster's> ARGS`.
+
+        It records that ssl dir as the PKI's postgres deploy path (what `render postgres` then
+        defaults to); every harness render passes --pg-dir, so a shared PKI renders as before."""
         from .pkis import cli
 
         assert self.deploy_ssl_dir is not None, "bundle/install need Cluster(deployed=True)"

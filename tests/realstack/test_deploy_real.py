@@ -160,14 +160,15 @@ def _ensure_kong_user() -> None:
 def test_kong_install_key_is_read_by_the_kong_worker_user(pkis: PkiFactory, deployed: Cluster,
                                                          kong: KongEquivalent, realstack_base: Path) -> None:
     _ensure_kong_user()
-    pki = pkis.get("intermediate", "ecdsa-p256")
+    pki = pkis.fresh("intermediate", "ecdsa-p256", tag="kong-host")  # bundle kong records its --ssl-dir in it
     deployed.deploy(pki)
     host = realstack_base / "kong-host"
     host.mkdir(mode=0o755, exist_ok=True)
     conf = host / "kong.conf"
     conf.write_text("database = postgres\npg_host = 127.0.0.1\npg_ssl = off\n")
     out = realstack_base / "kong-bundle"
-    cli("bundle", "kong", "--dir", str(pki.dir), "--out", str(out), "--ssl-dir", str(host / "ssl"), "--force")
+    cli("bundle", "kong", "--dir", str(pki.dir), "--out", str(out), "--ssl-dir", str(host / "ssl"))
+    assert pki.manifest.deploy["kong"] == str(host / "ssl")
     err = cli_stderr("install", str(out), "--kong-conf", str(conf))
     assert "kong restart (or kong reload)" in err
     key = host / "ssl" / "client.key"
@@ -179,6 +180,7 @@ def test_kong_install_key_is_read_by_the_kong_worker_user(pkis: PkiFactory, depl
     assert [ln for ln in text.splitlines() if ln.startswith("pg_ssl =")] == ["pg_ssl = on"]
     assert cli_stderr("install", str(out), "--kong-conf", str(conf)).count("nothing to change") == 1
     assert conf.read_text() == text
+    assert pki.render("kong") in text  # render now defaults to the recorded path: the same snippet
     res = kong.connect(text, port=deployed.port)  # the installed kong.conf, as Kong would read it
     assert res.ok, res
     assert os.stat(host / "ssl").st_mode & 0o005 == 0o005
