@@ -17,7 +17,6 @@ import hashlib
 import os
 import pwd
 import re
-import shutil
 import socket
 import ssl
 import struct
@@ -56,10 +55,10 @@ def find(conf_dir: Path) -> Server:
     version = (fsio.read_text(data_dir / "PG_VERSION") or "").strip()
     bin_dir = Path(f"/usr/lib/postgresql/{version}/bin")
     if not (bin_dir / "pg_ctl").exists():
-        which = shutil.which("pg_ctl")
-        if which is None:
+        found = [Path(d) for d in os.get_exec_path() if os.access(Path(d) / "pg_ctl", os.X_OK)]
+        if not found:
             raise StateError("pg_ctl is not on PATH; install PostgreSQL's server binaries or reload by hand")
-        bin_dir = Path(which).parent
+        bin_dir = found[0]
     return Server(data_dir, int(lines[3] or 5432), lines[4].strip(), lines[5].strip(), bin_dir)
 
 
