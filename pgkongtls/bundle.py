@@ -78,6 +78,8 @@ class Bundle:
     os_user: str
     pki: str
     files: tuple[BundleFile, ...]
+    #: The host's postgresql.conf directory or kong.conf, when known: `install` then needs no option.
+    config: str | None = None
 
     def file(self, kind: str) -> BundleFile | None:
         return next((f for f in self.files if f.kind == kind), None)
@@ -93,6 +95,7 @@ class Options:
     edition: str = "enterprise"
     auth: str | None = None
     min_tls: str = "TLSv1.2"
+    config: str | None = None
 
 
 def _ca_keys(m: Manifest, read: Reader) -> tuple[set[str], list[bytes]]:
@@ -118,6 +121,14 @@ def _read(read: Reader, name: str) -> bytes:
     if data is None:
         raise StateError(f"{name} is missing from the PKI directory; restore it or re-issue it")
     return data
+
+
+def check_config(path: str) -> str:
+    """--pg-conf-dir / --kong-conf as recorded: absolute, one line."""
+    r._no_controls(path, "--pg-conf-dir/--kong-conf")
+    if not path.startswith("/"):
+        raise InputError(f"{path!r} must be an absolute path (it is used on the host as it is)")
+    return posixpath.normpath(path)
 
 
 def check_ssl_dir(ssl_dir: str) -> str:
@@ -170,7 +181,7 @@ def plan_postgres(m: Manifest, read: Reader, opts: Options) -> Bundle:
         _snippet("pg_hba.conf", r.render_hba(m, auth=auth, edition=opts.edition)),
         _snippet("pg_ident.conf", r.render_ident(m)),
     ]
-    return _bundle(m, read, "postgres", ssl_dir, files)
+    return _bundle(m, read, "postgres", ssl_dir, files, opts.config or m.deploy.get("postgres-conf"))
 
 
 def plan_kong(m: Manifest, read: Reader, opts: Options) -> Bundle:
@@ -187,16 +198,17 @@ def plan_kong(m: Manifest, read: Reader, opts: Options) -> Bundle:
         ]
     paths = r.Files(pg_dir=ssl_dir, kong_dir=ssl_dir, server=opts.server, client=opts.client)
     files.append(_snippet("kong.conf", r.render_kong(m, paths, edition=opts.edition)))
-    return _bundle(m, read, "kong", ssl_dir, files)
+    return _bundle(m, read, "kong", ssl_dir, files, opts.config or m.deploy.get("kong-conf"))
 
 
-def _bundle(m: Manifest, read: Reader, host: str, ssl_dir: str, files: list[BundleFile]) -> Bundle:
+def _bundle(m: Manifest, read: Reader, host: str, ssl_dir: str, files: list[BundleFile], config: str | None,
+            ) -> Bundle:
     unique = {f.name: f for f in files}
     if len(unique) != len(files):
         raise StateError("two files of the bundle share a name; restore the manifest")
     _check_no_ca_key(files, m, read)
     return Bundle(host=host, ssl_dir=ssl_dir, os_user=DEFAULT_OS_USER[host], pki=m.root_fingerprint(),
-                  files=tuple(files))
+                  files=tuple(files), config=check_config(config) if config else None)
 
 
 def plan(host: str, m: Manifest, read: Reader, opts: Options) -> Bundle:
@@ -211,7 +223,8 @@ def plan(host: str, m: Manifest, read: Reader, opts: Options) -> Bundle:
 def describe(b: Bundle) -> str:
     """bundle.json: where each file goes, with owner, mode and SHA-256, for people and for `install`."""
     data = {
-        "format": FORMAT, "host": b.host, "ssl_dir": b.ssl_dir, "os_user": b.os_user, "pki": b.pki,
+        "format": FORMAT, "host": b.host, "ssl_dir": b.ssl_dir, "config": b.config, "os_user": b.os_user,
+        "pki": b.pki,
         "files": [{"file": f.name, "kind": f.kind, "destination": f.destination or SNIPPET_TARGET[f.kind],
                    "owner": f.owner,
                    "group": f.group, "mode": f"{f.mode:04o}", "sha256": f.sha256} for f in b.files],
@@ -255,7 +268,11 @@ def parse(text: str, contents: dict[str, bytes]) -> Bundle:
         dest = posixpath.join(ssl_dir, name) if item["kind"] not in SNIPPETS else None
         files.append(BundleFile(name=name, kind=item["kind"], content=contents[name], destination=dest,
                                 owner=str(item.get("owner")), group=str(item.get("group")), mode=int(mode, 8)))
-    return Bundle(host=data["host"], ssl_dir=ssl_dir, os_user=data["os_user"], pki=data["pki"], files=tuple(files))
+    config = data.get("config")
+    if config is not None and not isinstance(config, str):
+        raise _bad("config is malformed")
+    return Bundle(host=data["host"], ssl_dir=ssl_dir, os_user=data["os_user"], pki=data["pki"], files=tuple(files),
+                  config=check_config(config) if config else None)
 
 
 def tar_bytes(b: Bundle, top: str) -> bytes:

@@ -58,8 +58,13 @@ def _made(host: str, out: Path, plan: Any, tar: Path | None) -> None:
     for f in plan.files:
         where = f.destination or b.SNIPPET_TARGET[f.kind]
         lines.append(f"  {f.name:24} -> {where}  ({f.owner}:{f.group} {f.mode:04o})")
-    conf = "--pg-conf-dir /etc/postgresql/15/main --reload" if host == "postgres" else "--kong-conf /etc/kong/kong.conf"
-    lines += [f"next: copy it to the host: scp -rp {out} HOST:", f"next: on that host: pgkongtls install {out.name} {conf}"]
+    option = "--pg-conf-dir" if host == "postgres" else "--kong-conf"
+    default = "/etc/postgresql/15/main" if host == "postgres" else "/etc/kong/kong.conf"
+    conf = "" if plan.config else f" {option} {default}"
+    conf += " --reload" if host == "postgres" else ""
+    after = "" if host == "postgres" else " && kong restart"
+    lines += [f"next: copy it to the host: scp -rp {out} HOST:",
+              f"next: on that host: pgkongtls install {out.name}{conf}{after}"]
     _plain(lines)
 
 
@@ -70,8 +75,10 @@ def _made(host: str, out: Path, plan: Any, tar: Path | None) -> None:
               help="pg_hba method [default: cert; scram with --edition oss].")
 @click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default="TLSv1.2", show_default=True,
               help="ssl_min_protocol_version.")
+@click.option("--pg-conf-dir", default=None,
+              help="The host's postgresql.conf directory, recorded so install needs no --pg-conf-dir.")
 def bundle_postgres(pki_dir: Path, out: Path, ssl_dir: str | None, edition: str, tar: Path | None, force: bool,
-                    server_name: str, auth: str | None, min_tls: str) -> None:
+                    server_name: str, auth: str | None, min_tls: str, pg_conf_dir: str | None) -> None:
     """The database host's bundle: server certificate and key, ssl_ca_file, CRL, and config snippets.
 
     \b
@@ -81,15 +88,17 @@ def bundle_postgres(pki_dir: Path, out: Path, ssl_dir: str | None, edition: str,
     from pgkongtls import bundle as b
     from pgkongtls import deploy
 
-    opts = b.Options(ssl_dir=ssl_dir, server=server_name, edition=edition, auth=auth, min_tls=min_tls)
+    opts = b.Options(ssl_dir=ssl_dir, server=server_name, edition=edition, auth=auth, min_tls=min_tls,
+                     config=pg_conf_dir)
     _made("postgres", out, deploy.make_bundle(pki_dir, "postgres", out, opts, tar=tar, force=force), tar)
 
 
 @bundle.command("kong")
 @_bundle_options
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
+@click.option("--kong-conf", default=None, help="The host's kong.conf, recorded so install needs no --kong-conf.")
 def bundle_kong(pki_dir: Path, out: Path, ssl_dir: str | None, edition: str, tar: Path | None, force: bool,
-                client_name: str) -> None:
+                client_name: str, kong_conf: str | None) -> None:
     """The Kong host's bundle: client certificate and key, the trust file, and kong.conf keys.
 
     \b
@@ -99,7 +108,7 @@ def bundle_kong(pki_dir: Path, out: Path, ssl_dir: str | None, edition: str, tar
     from pgkongtls import bundle as b
     from pgkongtls import deploy
 
-    opts = b.Options(ssl_dir=ssl_dir, client=client_name, edition=edition)
+    opts = b.Options(ssl_dir=ssl_dir, client=client_name, edition=edition, config=kong_conf)
     _made("kong", out, deploy.make_bundle(pki_dir, "kong", out, opts, tar=tar, force=force), tar)
 
 
@@ -128,9 +137,14 @@ def install(directory: Path, pg_conf_dir: Path | None, kong_conf: Path | None, s
     """
     from pgkongtls import deploy
 
-    if (pg_conf_dir is None) == (kong_conf is None):
-        fail("pass --pg-conf-dir PATH for a PostgreSQL bundle or --kong-conf PATH for a Kong bundle")
+    if pg_conf_dir is not None and kong_conf is not None:
+        fail("pass --pg-conf-dir PATH for a PostgreSQL bundle or --kong-conf PATH for a Kong bundle, not both")
     bun = deploy.load_bundle(directory)
+    if pg_conf_dir is None and kong_conf is None:
+        if bun.config is None:
+            option = "--pg-conf-dir PATH" if bun.host == "postgres" else "--kong-conf PATH"
+            fail(f"this bundle does not know the {bun.host} config; pass {option}")
+        pg_conf_dir, kong_conf = (Path(bun.config), None) if bun.host == "postgres" else (None, Path(bun.config))
     if pg_conf_dir is not None:
         plan = deploy.plan_postgres(bun, pg_conf_dir, ssl_dir=ssl_dir, os_user=pg_os_user, key_group=key_group)
     else:
@@ -164,16 +178,23 @@ def install(directory: Path, pg_conf_dir: Path | None, kong_conf: Path | None, s
               help="The PKI directory made by pgkongtls init.")
 @click.option("--postgres", "pg_path", default=None, help="Directory of the files on the database host.")
 @click.option("--kong", "kong_path", default=None, help="Directory of the files on the Kong host.")
-def deploy_paths(pki_dir: Path, pg_path: str | None, kong_path: str | None) -> None:
+@click.option("--pg-conf-dir", default=None, help="Directory of postgresql.conf on the database host.")
+@click.option("--kong-conf", default=None, help="kong.conf on the Kong host.")
+def deploy_paths(pki_dir: Path, pg_path: str | None, kong_path: str | None, pg_conf_dir: str | None,
+                 kong_conf: str | None) -> None:
     """Record (or print) where each host keeps its files; render, bundle and the hints use them.
 
     \b
     Example:
-      pgkongtls deploy-paths --dir pki --postgres /etc/postgresql/15/main/tls --kong /etc/kong/tls
+      pgkongtls deploy-paths --dir pki --postgres /etc/postgresql/15/main/tls --pg-conf-dir /etc/postgresql/15/main
     """
     from pgkongtls import deploy, fsio
 
-    updates = {h: p for h, p in (("postgres", pg_path), ("kong", kong_path)) if p is not None}
+    given = (("postgres", pg_path), ("kong", kong_path), ("postgres-conf", pg_conf_dir), ("kong-conf", kong_conf))
+    updates = {k: p for k, p in given if p is not None}
     m = deploy.set_deploy_paths(pki_dir, updates) if updates else fsio.load_manifest(pki_dir)
     for host in ("postgres", "kong"):
         click.echo(f"{host} {m.deploy_dir(host)}" + ("" if host in m.deploy else " (default)"))
+    for key in ("postgres-conf", "kong-conf"):
+        if key in m.deploy:
+            click.echo(f"{key} {m.deploy[key]}")

@@ -49,15 +49,16 @@ def make_bundle(pki_dir: Path, host: str, out: Path, opts: b.Options, *, tar: Pa
     fsio.write_bundle(out, files, frozenset(f.name for f in plan.files if f.private), replace=previous)
     if tar is not None:
         fsio.write_new_private(tar, b.tar_bytes(plan, Path(os.path.abspath(out)).name))
-    if m.deploy.get(host) != plan.ssl_dir:
-        set_deploy_paths(pki_dir, {host: plan.ssl_dir})
+    record = {host: plan.ssl_dir, **({f"{host}-conf": plan.config} if plan.config else {})}
+    if any(m.deploy.get(k) != v for k, v in record.items()):
+        set_deploy_paths(pki_dir, record)
     return plan
 
 
 def set_deploy_paths(pki_dir: Path, paths: dict[str, str]) -> Manifest:
     """Record where each host keeps the files, so render and the hints need no --pg-dir/--ssl-dir."""
-    for path in paths.values():
-        b.check_ssl_dir(path)
+    for key, path in paths.items():
+        (b.check_config if key.endswith("-conf") else b.check_ssl_dir)(path)
     with fsio.transaction(Path(pki_dir)) as tx:
         m = tx.manifest()
         new = replace(m, deploy={**m.deploy, **{h: posixpath.normpath(p) for h, p in paths.items()}})

@@ -95,6 +95,8 @@ class Manifest:
 
 #: Default directory of the files on each host: root-owned and traversable, apart from the PKI.
 DEFAULT_DEPLOY_DIRS = {"postgres": "/etc/postgresql/pgkongtls", "kong": "/etc/kong/pgkongtls"}
+#: The keys of Manifest.deploy.
+DEPLOY_KEYS = ("postgres", "kong", "postgres-conf", "kong-conf")
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -233,7 +235,7 @@ def loads(text: str) -> Manifest:
         crl_next_update=_need(data, "crl_next_update", (str, type(None)), "manifest"),
     )
     deploy = data.get("deploy", {})
-    if (not isinstance(deploy, dict) or not set(deploy) <= set(DEFAULT_DEPLOY_DIRS)
+    if (not isinstance(deploy, dict) or not set(deploy) <= set(DEPLOY_KEYS)
             or not all(isinstance(v, str) and v.startswith("/") and v.isprintable() for v in deploy.values())):
         raise StateError(f"{MANIFEST_NAME}: deploy is malformed; set it again with pgkongtls deploy-paths")
     m = replace(m, deploy=dict(deploy))

@@ -136,9 +136,9 @@ def test_install_never_replaces_a_file_it_did_not_write(in_tmp: Path, pg_bundle:
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    ([], "pass --pg-conf-dir PATH for a PostgreSQL bundle or --kong-conf PATH for a Kong bundle"),
+    ([], "this bundle does not know the postgres config; pass --pg-conf-dir PATH"),
     (["--pg-conf-dir", "conf", "--kong-conf", "k.conf"],
-     "pass --pg-conf-dir PATH for a PostgreSQL bundle or --kong-conf PATH for a Kong bundle"),
+     "pass --pg-conf-dir PATH for a PostgreSQL bundle or --kong-conf PATH for a Kong bundle, not both"),
     (["--kong-conf", "k.conf"], "this is a PostgreSQL bundle; install it with --pg-conf-dir PATH"),
     (["--pg-conf-dir", "conf", "--ssl-dir", "/elsewhere"], "this bundle's snippets point at {ssl}; make the bundle "
      "again with --ssl-dir /elsewhere, or leave out --ssl-dir"),
@@ -188,3 +188,14 @@ def test_missing_parents_are_made_root_0755_and_removed_again_on_failure(in_tmp:
     monkeypatch.delenv("PGKONGTLS_TEST_FAIL_AT")
     ok("install", "db", "--pg-conf-dir", "conf")
     assert {stat.S_IMODE(d.stat().st_mode) for d in (in_tmp / "etc", in_tmp / "etc" / "pg", in_tmp / "etc/pg/tls")} == {0o755}
+
+
+def test_a_recorded_config_dir_makes_install_need_no_option(in_tmp: Path) -> None:
+    r = ok("bundle", "postgres", "--dir", "pki", "--out", "db", "--ssl-dir", str(in_tmp / "ssl"),
+           "--pg-conf-dir", str(in_tmp / "conf"))
+    assert r.stderr.splitlines()[-1] == "next: on that host: pgkongtls install db --reload"
+    ok("install", "db")
+    assert (in_tmp / "conf" / "pg_hba.conf").read_text().count("# BEGIN pgkongtls pg_hba.conf") == 1
+    again = ok("bundle", "postgres", "--dir", "pki", "--out", "db2")  # both paths recorded in the manifest
+    assert again.stderr.splitlines()[-1] == "next: on that host: pgkongtls install db2 --reload"
+    assert "nothing to change" in ok("install", "db2").stderr

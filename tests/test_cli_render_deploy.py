@@ -47,8 +47,9 @@ def test_deploy_paths_sets_and_prints_the_paths(pki: Path) -> None:
     assert ok("deploy-paths", "--dir", "pki").stdout == ("postgres /etc/postgresql/pgkongtls (default)\n"
                                                         "kong /etc/kong/pgkongtls (default)\n")
     assert (pki / MANIFEST_NAME).read_bytes() == before
-    ok("deploy-paths", "--dir", "pki", "--postgres", "/var/lib/pg/tls/")
-    assert ok("deploy-paths", "--dir", "pki").stdout.splitlines()[0] == "postgres /var/lib/pg/tls"
+    ok("deploy-paths", "--dir", "pki", "--postgres", "/var/lib/pg/tls/", "--pg-conf-dir", "/etc/postgresql/15/main")
+    assert ok("deploy-paths", "--dir", "pki").stdout == ("postgres /var/lib/pg/tls\nkong /etc/kong/pgkongtls (default)\n"
+                                                        "postgres-conf /etc/postgresql/15/main\n")
     r = run("deploy-paths", "--dir", "pki", "--kong", "relative")
     assert r.exit_code == 1 and r.stderr == "Error: --ssl-dir 'relative' must be an absolute directory other than /\n"
 
