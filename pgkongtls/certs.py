@@ -11,20 +11,23 @@ import datetime as dt
 import ipaddress
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
+import idna
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import verification as v
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pgkongtls.errors import InputError
+from pgkongtls import KEY_TYPES
+from pgkongtls.errors import InputError, PgkError
 from pgkongtls.manifest import host_text
 
-PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 Role = Literal["root", "intermediate", "server", "client"]
-from pgkongtls import KEY_TYPES
 
 DEFAULT_KEY_TYPE = "ecdsa-p256"
 
@@ -65,6 +68,14 @@ class Issued:
     key: PrivateKey
 
 
+def ca_public_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    """The key of a CA pgkongtls minted (EC or RSA), typed for signature checks."""
+    pub = cert.public_key()
+    if not isinstance(pub, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+        raise InputError(f"unsupported key {type(pub).__name__} in {cert.subject.rfc4514_string()}")
+    return pub
+
+
 def generate_key(key_type: str) -> PrivateKey:
     """A fresh private key of one of `KEY_TYPES`."""
     if key_type == "ecdsa-p256":
@@ -76,49 +87,43 @@ def generate_key(key_type: str) -> PrivateKey:
     raise InputError(f"unknown key type {key_type!r}; use one of {', '.join(KEY_TYPES)}")
 
 
+class KeyGenerationError(PgkError):
+    """The crypto library failed to make a key (entropy, memory): one line, not a worker's traceback."""
+
+
 def generate_keys(key_type: str, count: int) -> list[PrivateKey]:
     """`count` fresh keys of one type.
 
     RSA prime search is most of an RSA `init`'s wall time, and OpenSSL runs it
-    without holding the GIL, so RSA keys are made on one thread per core.
+    without holding the GIL, so RSA keys are made on a pool of one thread per core.
+    A failure in any worker comes back here as one `KeyGenerationError`.
     """
     workers = min(count, os.cpu_count() or 1)
-    if key_type not in KEY_TYPES or not key_type.startswith("rsa-") or workers < 2:
-        return [generate_key(key_type) for _ in range(count)]
-    import threading
-
-    keys: list[PrivateKey] = []
-    todo = iter(range(count))  # shared: each thread takes the next key until none are left
-
-    def work() -> None:
-        for _ in todo:
-            keys.append(generate_key(key_type))
-
-    helpers = [threading.Thread(target=work, daemon=True) for _ in range(workers - 1)]
-    for t in helpers:
-        t.start()
-    work()
-    for t in helpers:
-        t.join()
-    if len(keys) != count:
-        raise RuntimeError(f"key generation failed on a worker thread ({len(keys)} of {count} keys)")
-    return keys
+    pooled = key_type in KEY_TYPES and key_type.startswith("rsa-") and workers >= 2
+    try:
+        if not pooled:
+            return [generate_key(key_type) for _ in range(count)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgkongtls-keygen") as pool:
+            return list(pool.map(generate_key, [key_type] * count))
+    except PgkError:
+        raise
+    except Exception as exc:  # whatever OpenSSL raised, the user gets one line
+        raise KeyGenerationError(f"generating a {key_type} key failed ({exc or type(exc).__name__}); "
+                                 "run the command again") from exc
 
 
 def key_type_of(key: PrivateKey) -> str:
     """The `KEY_TYPES` name of an existing key (used when renewing or reusing)."""
     if isinstance(key, rsa.RSAPrivateKey):
         name = f"rsa-{key.key_size}"
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
+    else:  # the PrivateKey union is RSA or EC; load_key refuses any other algorithm before this
         name = {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384"}.get(key.curve.name, "")
-    else:
-        name = ""
     if name not in KEY_TYPES:
         raise InputError(f"unsupported key {type(key).__name__}; use one of {', '.join(KEY_TYPES)}")
     return name
 
 
-def _hash_for(key: PrivateKey) -> hashes.HashAlgorithm:
+def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
     """SHA-384 for P-384 signers, SHA-256 for everything else."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
         return hashes.SHA384()
@@ -212,7 +217,7 @@ def _build(
 
 
 def parse_host(value: str) -> x509.GeneralName:
-    """One `--db-host` value as a SAN entry: iPAddress for addresses, IDNA dNSName otherwise.
+    """One `--db-host` value as a SAN entry: iPAddress for addresses, IDNA 2008 dNSName otherwise.
 
     Unicode names are accepted only when their A-label decodes back to the same
     name, so what the operator typed is exactly what libpq will match.
@@ -230,11 +235,13 @@ def parse_host(value: str) -> x509.GeneralName:
     if name.startswith("*."):
         raise InputError(f"invalid host {value!r}: wildcards are not accepted for a database host")
     bad = InputError(f"invalid host {value!r}: not a valid DNS name or IP address")
-    try:
-        ascii_name = name.encode("idna").decode("ascii")
-        same = name.isascii() or ascii_name.encode("ascii").decode("idna") == name
-    except UnicodeError:
-        raise bad from None
+    ascii_name, same = name, True
+    if not name.isascii():  # IDNA 2008 with UTS 46 mapping, as browsers and libidn2 do (not Python's IDNA 2003)
+        try:
+            ascii_name = idna.encode(name, uts46=True).decode("ascii")
+            same = idna.decode(ascii_name) == name
+        except (idna.IDNAError, UnicodeError):
+            raise bad from None
     if not same:
         raise InputError(f"invalid host {value!r}: IDNA maps it to {ascii_name!r}; pass that name instead")
     labels = ascii_name.split(".")
@@ -303,3 +310,68 @@ def make_client(
 def utcnow() -> dt.datetime:
     """The default clock; every role function takes `now` so tests can move it."""
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+# ---------------------------------------------------------------- PEM files and the self-check
+# Shared by the init planner (pki) and the day-2 planner (lifecycle), which stay independent.
+
+
+class SelfCheckError(PgkError):
+    """A minted chain failed verification: a bug in pgkongtls, never the user's fault."""
+
+
+def cert_pem(*cs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in cs)
+
+
+def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
+    """PKCS#8 PEM; leaf keys stay unencrypted because PostgreSQL and Kong read them plain."""
+    enc: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+def validate_db_user(user: str) -> str:
+    """A PostgreSQL role name that can go into a CN and a config line unquoted-safe."""
+    if not user or len(user.encode()) > 63:
+        raise InputError(f"invalid --db-user {user!r}: must be 1 to 63 bytes (PostgreSQL's NAMEDATALEN)")
+    if any(c in user for c in "\"\\,#") or any(ord(c) < 0x21 or ord(c) == 0x7F for c in user):
+        raise InputError(f"invalid --db-user {user!r}: spaces, quotes, commas, # and control characters are not allowed")
+    return user
+
+
+def subject_for(host: str) -> x509.DNSName | x509.IPAddress:
+    """The verification subject for a host string (as libpq would match it)."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def client_policy() -> tuple[v.ExtensionPolicy, v.ExtensionPolicy]:
+    """Client leaves carry no SAN (PostgreSQL matches the CN), so relax the EE SAN rule."""
+    ee = v.ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.SubjectAlternativeName, v.Criticality.AGNOSTIC, None
+    )
+    return v.ExtensionPolicy.webpki_defaults_ca(), ee
+
+
+def self_check(
+    *, anchors: list[x509.Certificate], intermediates: list[x509.Certificate],
+    server: x509.Certificate | None, client: x509.Certificate | None, host: str, now: dt.datetime,
+) -> None:
+    """Verify what was just minted with cryptography's strict RFC 5280 validator."""
+    store = v.Store(anchors)
+    at = now + dt.timedelta(seconds=1)
+    try:
+        if server is not None:
+            (v.PolicyBuilder().store(store).time(at)
+             .build_server_verifier(subject_for(host)).verify(server, intermediates))
+        if client is not None:
+            ca_policy, ee_policy = client_policy()
+            (v.PolicyBuilder().store(store).time(at)
+             .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+             .build_client_verifier().verify(client, intermediates))
+    except v.VerificationError as exc:
+        raise SelfCheckError(f"self-check failed, this is a pgkongtls bug: {exc}") from None

@@ -8,8 +8,10 @@ stdout). Library modules are imported inside each command for a fast start-up.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,24 +20,30 @@ from pgkongtls.cli import main, stderr_console
 from pgkongtls.manifest import REVOCATION_REASONS
 
 if TYPE_CHECKING:
-    from pgkongtls.lifecycle import Change, Status
-    from pgkongtls.manifest import CertEntry
+    from pgkongtls.lifecycle import Notice, Status
+    from pgkongtls.manifest import CertEntry, Change
+
+F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[F], F]
 
 #: Rows shown in a summary table; a fleet of 1,000 is summarised, not listed.
 MAX_ROWS = 20
+#: `status` exit code when a certificate in service or the CRL has expired
+#: (1 is any error, 2 is click's usage error).
+EXIT_EXPIRED = 3
 
 
-def dir_option() -> Any:
+def dir_option() -> Decorator[Any]:
     return click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
                         help="The PKI directory made by pgkongtls init.")
 
 
-def passphrase_option() -> Any:
+def passphrase_option() -> Decorator[Any]:
     return click.option("--ca-passphrase-file", "passphrase_file", type=click.Path(path_type=Path), default=None,
                         help="File holding the passphrase of the CA keys (when init used --ca-passphrase-file).")
 
 
-def crl_days_option() -> Any:
+def crl_days_option() -> Decorator[Any]:
     return click.option("--crl-days", type=int, default=DEFAULT_CRL_DAYS, show_default=True,
                         help="CRL lifetime (nextUpdate). PostgreSQL refuses every client certificate once it "
                              "passes, so keep it long and watch it with pgkongtls status.")
@@ -76,7 +84,7 @@ def issue() -> None:
     """
 
 
-def _issue_common(f: Any) -> Any:
+def _issue_common(f: F) -> F:
     for deco in reversed([
         dir_option(),
         click.option("--days", type=int, default=365, show_default=True, help="Certificate lifetime."),
@@ -272,10 +280,38 @@ def status(ctx: click.Context, pki_dir: Path, warn_days: int, as_json: bool) -> 
 
     st = ops.status(pki_dir, warn_days=warn_days)
     if as_json:
-        click.echo(json.dumps(st.to_json(), indent=2))
+        click.echo(json.dumps(status_json(pki_dir, st), indent=2))
     else:
         print_status(pki_dir, st)
-    ctx.exit(st.exit_code)
+    ctx.exit(status_exit_code(st))
+
+
+def status_exit_code(st: Status) -> int:
+    """What cron and monitoring look at: 3 once anything in service has expired, else 0."""
+    return EXIT_EXPIRED if st.expired else 0
+
+
+def notice_text(pki_dir: Path, n: Notice) -> str:
+    """A notice with the command that fixes it."""
+    from pgkongtls.lifecycle import Remedy
+
+    fix = {
+        Remedy.RENEW: f"pgkongtls renew --dir {pki_dir} {n.name}",
+        Remedy.NEW_PKI: "a new CA means a new PKI: pgkongtls init --force",
+        Remedy.RESIGN_CRL: f"pgkongtls crl --dir {pki_dir}, copy {n.name} to the database and reload it",
+    }[n.remedy]
+    return f"{n.message}; {fix}"
+
+
+def status_json(pki_dir: Path, st: Status) -> dict[str, Any]:
+    """`status --json`: the rows, the notices worded as on the terminal, and the exit code."""
+    return {
+        "now": st.now, "warn_days": st.warn_days, "exit_code": status_exit_code(st),
+        "certificates": [{**asdict(c), "sans": list(c.sans)} for c in st.certificates],
+        "crl": None if st.crl is None else asdict(st.crl),
+        "notices": [{"name": n.name, "severity": n.severity, "message": notice_text(pki_dir, n)} for n in st.notices],
+        "expired": st.expired,
+    }
 
 
 def print_status(pki_dir: Path, st: Status) -> None:
@@ -301,6 +337,6 @@ def print_status(pki_dir: Path, st: Status) -> None:
     console.print(table)
     for n in st.notices:
         label = "[bold red]EXPIRED:[/]" if n.severity == "expired" else "[yellow]warning:[/]"
-        console.print(f"{label} {escape(n.message)}")
+        console.print(f"{label} {escape(notice_text(pki_dir, n))}")
     if not st.notices:
         console.print(f"nothing expires within {st.warn_days} days")

@@ -128,7 +128,6 @@ class Transaction:
     """A locked view of one PKI directory; `commit` applies one change to it."""
 
     target: Path
-    committed: bool = False
 
     def manifest(self) -> Manifest:
         return load_manifest(self.target)
@@ -164,7 +163,6 @@ class Transaction:
             else:
                 os.rename(stage, self.target)
             _fsync_dir(self.target.parent)
-            self.committed = True
             _checkpoint("swapped")
         except OSError as exc:
             raise _os_error(exc, self.target) from None
@@ -210,7 +208,6 @@ class Transaction:
         for name in remove:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.target / name)
-        self.committed = True
 
 
 def _sweep(target: Path) -> None:
@@ -254,16 +251,6 @@ def load_manifest(directory: Path) -> Manifest:
     except (OSError, UnicodeDecodeError) as exc:
         raise StateError(f"cannot read {path}: {exc}") from None
     return loads(text)
-
-
-def read_file(directory: Path, name: str) -> bytes:
-    path = Path(directory) / name
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise StateError(f"{path} is missing; restore it or re-create the PKI with pgkongtls init --force") from None
-    except OSError as exc:
-        raise StateError(f"cannot read {path}: {exc.strerror}") from None
 
 
 #: cryptography refuses longer passphrases.

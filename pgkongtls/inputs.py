@@ -1,10 +1,13 @@
 """Loaders for `verify`: read a PKI directory and the config files into plain data.
 
 All of verify's reading happens here, so the checks in `verify.py` stay pure
-functions over these dataclasses. A file that cannot be parsed at all (empty,
-DER where PEM is expected, truncated, a key where a certificate belongs) is one
-`InputError` line naming the file and the fix; a file that a config names but
-that does not exist is a `Missing` value, which the checks report as a finding.
+functions over these dataclasses. Certificates, keys and CRLs are parsed by
+pkiload, the reader the day-2 commands use too: a file that cannot be parsed at
+all (empty, DER where PEM is expected, truncated, a key where a certificate
+belongs) is the same one line in `verify` as in `status`. A file that a config
+names but that does not exist is a `Missing` value, and a certificate file that
+is not what the manifest recorded carries its `damage`; the checks report both
+as findings.
 """
 
 from __future__ import annotations
@@ -12,27 +15,23 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import re
 import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from pgkongtls import confparse
+from pgkongtls import confparse, pkiload
 from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Setting
 from pgkongtls.consumers import PG_DEFAULT_FILES, SYSTEM_BUNDLES
 from pgkongtls.errors import InputError, StateError
-from pgkongtls.manifest import MANIFEST_NAME, Manifest
+from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, CertEntry, Manifest
+from pgkongtls.pkiload import FileDamage
 
 #: The source document's file names, by role (its procedure makes exactly these).
 SOURCE_NAMES = ("root", "intermediate", "server", "client")
-CHAIN_FILE = "chain.crt"
 _MAX_INCLUDE_DEPTH = 10
 
 
@@ -74,9 +73,9 @@ class CrlFile:
     crls: tuple[x509.CertificateRevocationList, ...]
 
 
-MaybeCert = Union[CertFile, Missing]
-MaybeKey = Union[KeyFile, Missing]
-MaybeCrl = Union[CrlFile, Missing]
+MaybeCert = CertFile | Missing
+MaybeKey = KeyFile | Missing
+MaybeCrl = CrlFile | Missing
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,8 @@ class PkiEntry:
     key: MaybeKey | None
     revoked: bool = False
     sha256: str | None = None
+    #: Set when the manifest recorded another file (pkiload.check_recorded, as the day-2 commands check it).
+    damage: FileDamage | None = None
 
 
 @dataclass(frozen=True)
@@ -168,84 +169,25 @@ def _read(path: Path) -> bytes:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _pem_blocks(data: bytes, label: bytes) -> int:
-    """How many BEGIN/END pairs of `label` (a regex); -1 when they do not pair up (a cut-off file)."""
-    begins = len(re.findall(rb"-----BEGIN " + label + rb"-----", data))
-    ends = len(re.findall(rb"-----END " + label + rb"-----", data))
-    return begins if begins == ends else -1
-
-
-def parse_certs(data: bytes, where: str) -> tuple[x509.Certificate, ...]:
-    """PEM certificates from bytes, with one line saying what is wrong otherwise."""
-    if not data.strip():
-        raise InputError(f"{where} is empty; restore it or re-create it")
-    if data[:1] == b"\x30":
-        raise InputError(f"{where} is DER, not PEM; convert it: openssl x509 -inform der -in {where} -out {where}.pem")
-    count = _pem_blocks(data, b"CERTIFICATE")
-    if count == 0:
-        if b"PRIVATE KEY-----" in data:
-            raise InputError(f"{where} holds a private key where a certificate should be; point it at the .crt file")
-        raise InputError(f"{where} holds no PEM certificate; restore it or re-create it")
-    if count < 0:
-        raise InputError(f"{where} has a truncated PEM certificate (BEGIN and END do not pair up); copy it again")
-    try:
-        return tuple(x509.load_pem_x509_certificates(data))
-    except ValueError:
-        raise InputError(f"{where} has a damaged PEM certificate; copy it again") from None
-
-
 def load_cert_file(path: Path, *, shown: str | None = None) -> CertFile:
     where = shown or str(path)
-    return CertFile(path=where, certs=parse_certs(_read(path), where), real=os.path.realpath(path))
+    return CertFile(path=where, certs=pkiload.parse_certs(_read(path), where), real=os.path.realpath(path))
 
 
 def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
     """A PEM private key plus the mode and owner PostgreSQL's key rule looks at."""
     where = shown or str(path)
-    data = _read(path)
-    if not data.strip():
-        raise InputError(f"{where} is empty; restore it or re-create it")
-    if data[:1] == b"\x30":
-        raise InputError(f"{where} is DER, not PEM; convert it: openssl pkey -inform der -in {where} -out {where}.pem")
-    if b"PRIVATE KEY-----" not in data:
-        if b"-----BEGIN CERTIFICATE-----" in data:
-            raise InputError(f"{where} holds a certificate where a private key should be; point it at the .key file")
-        raise InputError(f"{where} holds no PEM private key; restore it or re-create it")
-    if _pem_blocks(data, rb"[A-Z ]*PRIVATE KEY") < 0:
-        raise InputError(f"{where} has a truncated PEM private key (BEGIN and END do not pair up); copy it again")
+    loaded = pkiload.parse_key(_read(path), where)
     st = path.stat()
-    key: PrivateKeyTypes | None = None
-    encrypted = False
-    try:
-        key = load_pem_private_key(data, password=None)
-    except TypeError:
-        encrypted = True
-    except (ValueError, UnsupportedAlgorithm):
-        raise InputError(f"{where} has a damaged or unsupported PEM private key; copy it again") from None
+    key: PrivateKeyTypes | None = loaded.key
+    encrypted = loaded.encrypted
     return KeyFile(path=where, key=key, encrypted=encrypted, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
                    gid=st.st_gid, owner=_owner_name(st.st_uid), real=os.path.realpath(path))
 
 
-def parse_crls(data: bytes, where: str) -> tuple[x509.CertificateRevocationList, ...]:
-    if not data.strip():
-        raise InputError(f"{where} is empty; restore it or re-create it")
-    if data[:1] == b"\x30":
-        try:
-            return (x509.load_der_x509_crl(data),)
-        except ValueError:
-            raise InputError(f"{where} is not a CRL; restore it") from None
-    blocks = re.findall(rb"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----", data, re.S)
-    if not blocks or _pem_blocks(data, b"X509 CRL") != len(blocks):
-        raise InputError(f"{where} holds no complete PEM CRL; restore it")
-    try:
-        return tuple(x509.load_pem_x509_crl(b) for b in blocks)
-    except ValueError:
-        raise InputError(f"{where} has a damaged PEM CRL; restore it") from None
-
-
 def load_crl_file(path: Path, *, shown: str | None = None) -> CrlFile:
     where = shown or str(path)
-    return CrlFile(path=where, crls=parse_crls(_read(path), where))
+    return CrlFile(path=where, crls=pkiload.parse_crls(_read(path), where))
 
 
 def load_crl_dir(path: Path) -> CrlFile:
@@ -253,7 +195,7 @@ def load_crl_dir(path: Path) -> CrlFile:
     crls: list[x509.CertificateRevocationList] = []
     for entry in sorted(path.iterdir()):
         if entry.is_file():
-            crls.extend(parse_crls(_read(entry), str(entry)))
+            crls.extend(pkiload.parse_crls(_read(entry), str(entry)))
     return CrlFile(path=str(path), crls=tuple(crls))
 
 
@@ -276,17 +218,16 @@ def load_pki_dir(directory: Path) -> PkiDir:
         raise StateError(f"{directory} is not a directory; pass the PKI directory")
     if (directory / MANIFEST_NAME).exists():
         m = fsio.load_manifest(directory)
-        entries = tuple(
-            PkiEntry(
-                name=e.name, role=e.role, cert=_maybe_cert(directory / e.file, os.path.join(base, e.file)),
-                key=_maybe_key(directory / e.key_file, os.path.join(base, e.key_file)),
-                revoked=e.revoked is not None, sha256=e.sha256,
-            )
-            for e in m.certificates.values()
-        )
+        found: list[PkiEntry] = []
+        for e in m.certificates.values():
+            cert = _maybe_cert(directory / e.file, os.path.join(base, e.file))
+            found.append(PkiEntry(
+                name=e.name, role=e.role, cert=cert, key=_maybe_key(directory / e.key_file, os.path.join(base, e.key_file)),
+                revoked=e.revoked is not None, sha256=e.sha256, damage=_damage(m, e, cert),
+            ))
         chain = _maybe_cert(directory / CHAIN_FILE, os.path.join(base, CHAIN_FILE)) if m.mode == "ca" else None
         crl = _maybe_crl(directory / m.crl_file, os.path.join(base, m.crl_file)) if m.crl_file else None
-        return PkiDir(path=base, manifest=m, entries=entries, chain=chain, crl=crl)
+        return PkiDir(path=base, manifest=m, entries=tuple(found), chain=chain, crl=crl)
     present = [n for n in SOURCE_NAMES if (directory / f"{n}.crt").exists()]
     if not present:
         raise StateError(
@@ -303,6 +244,17 @@ def load_pki_dir(directory: Path) -> PkiDir:
     chain_path = directory / CHAIN_FILE
     chain = load_cert_file(chain_path, shown=os.path.join(base, CHAIN_FILE)) if chain_path.exists() else None
     return PkiDir(path=base, manifest=None, entries=entries, chain=chain)
+
+
+def _damage(m: Manifest, e: CertEntry, cert: MaybeCert) -> FileDamage | None:
+    """What `status` and `issue` would refuse this file for, if anything (the same check, the same words)."""
+    if isinstance(cert, Missing):
+        return None
+    try:
+        pkiload.check_recorded(m, e, cert.certs, cert.path)
+    except FileDamage as exc:
+        return exc
+    return None
 
 
 def _maybe_crl(path: Path, shown: str) -> MaybeCrl:
@@ -386,7 +338,7 @@ def load_kong(path: Path) -> KongInput:
                 warnings.simplefilter("ignore")
                 trust.append(TrustEntry(entry, load_cert_file(Path(bundle)) if bundle else None))
         elif entry.startswith("-----BEGIN"):
-            trust.append(TrustEntry("inline PEM", CertFile("inline PEM", parse_certs(entry.encode(), "inline PEM"))))
+            trust.append(TrustEntry("inline PEM", CertFile("inline PEM", pkiload.parse_certs(entry.encode(), "inline PEM"))))
         else:
             trust.append(TrustEntry(entry, _maybe_cert(Path(entry), entry)))
 

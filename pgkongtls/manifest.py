@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # cryptography is imported where it is used, so `render` neve
     from cryptography import x509
 
 MANIFEST_NAME = "pgkongtls.json"
+#: The CA bundle, intermediate first (the source document's name), and the CRLs of every CA level.
+CHAIN_FILE = "chain.crt"
+CRL_FILE = "crl.pem"
 FORMAT = 1
 MODES = ("ca", "self-signed")
 CHAINS = ("intermediate", "root")
@@ -99,6 +102,28 @@ DEFAULT_DEPLOY_DIRS = {"postgres": "/etc/postgresql/pgkongtls", "kong": "/etc/ko
 DEPLOY_KEYS = ("postgres", "kong", "postgres-conf", "kong-conf")
 
 
+@dataclass(frozen=True)
+class Change:
+    """One planned change to a PKI directory (init's whole PKI or a day-2 command's files).
+
+    The planners (pki, lifecycle) make it in memory; ops applies it in one fsio
+    transaction. `private` names are keys, 0600 from their first byte. `replaces`
+    lists existing files the change overwrites on purpose (a renewed certificate,
+    crl.pem); any other existing file in `files` is a clash. `done` lists the
+    certificates the change minted or revoked, for the command's summary.
+    """
+
+    manifest: Manifest
+    files: dict[str, bytes]
+    private: frozenset[str] = frozenset()
+    replaces: frozenset[str] = frozenset()
+    done: tuple[CertEntry, ...] = ()
+
+    def all_files(self) -> dict[str, bytes]:
+        """Every file including the manifest, which is written last."""
+        return {**self.files, MANIFEST_NAME: dumps(self.manifest).encode()}
+
+
 def fingerprint(cert: x509.Certificate) -> str:
     from cryptography.hazmat.primitives import hashes
 
@@ -177,7 +202,10 @@ def _well_formed(value: str | None, shape: re.Pattern[str], where: str) -> None:
         return
     found = shape.fullmatch(value)
     try:  # a real date (not 02-30); the constructor is ~20x cheaper than strptime on a 1,000-entry manifest
-        ok = bool(found) and (shape is not _TIME or bool(dt.datetime(*map(int, found.groups()))))  # type: ignore[union-attr]
+        if found is not None and shape is _TIME:
+            y, mo, d, h, mi, sec = map(int, found.groups())
+            dt.datetime(y, mo, d, h, mi, sec)
+        ok = found is not None
     except ValueError:
         ok = False
     if not ok:

@@ -1,4 +1,4 @@
-"""Operations the CLI runs: plan in memory (pki), then one locked transaction (fsio).
+"""Operations the CLI runs: plan in memory (pki, lifecycle), then one locked transaction (fsio).
 
 This is the library API behind each command; cli.py only parses and prints.
 """
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from pgkongtls import certs, fsio, lifecycle
 from pgkongtls.errors import InputError, StateError
-from pgkongtls.manifest import MANIFEST_NAME, Manifest
-from pgkongtls.pki import FileSet, InitOptions, SelfSignedOptions, plan_init, plan_self_signed
+from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, Change, Manifest
+from pgkongtls.pki import InitOptions, SelfSignedOptions, plan_init, plan_self_signed
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -25,10 +25,10 @@ PKI_MARKERS = (MANIFEST_NAME, "root.key", "intermediate.key", "server.key", "cli
 
 def _files_of(m: Manifest) -> set[str]:
     names = {n for e in m.certificates.values() for n in (e.file, e.key_file)}
-    return names | ({m.crl_file} if m.crl_file else set()) | {"chain.crt"}
+    return names | ({m.crl_file} if m.crl_file else set()) | {CHAIN_FILE}
 
 
-def _write_fresh(out: Path, fs: FileSet, *, force: bool) -> Manifest:
+def _write_fresh(out: Path, change: Change, *, force: bool) -> Manifest:
     """Write a new PKI; refuse an existing one unless `force`, then drop its old files too."""
     with fsio.transaction(out) as tx:
         present = [n for n in PKI_MARKERS if tx.exists(n)]
@@ -40,9 +40,9 @@ def _write_fresh(out: Path, fs: FileSet, *, force: bool) -> Manifest:
                 stale = _files_of(tx.manifest())
             except StateError:
                 stale = set()
-        new = fs.all_files()
-        tx.commit(new, private=fs.private, overwrite=force, remove=frozenset(stale - set(new)))
-    return fs.manifest
+        new = change.all_files()
+        tx.commit(new, private=change.private, overwrite=force, remove=frozenset(stale - set(new)))
+    return change.manifest
 
 
 def init(out: Path, opts: InitOptions, *, force: bool = False, now: dt.datetime | None = None,
@@ -69,7 +69,7 @@ def _checked(
         yield tx, m, lifecycle.verify_files(m, read), read
 
 
-def _apply(tx: fsio.Transaction, change: lifecycle.Change, *, force: bool = False) -> lifecycle.Change:
+def _apply(tx: fsio.Transaction, change: Change, *, force: bool = False) -> Change:
     """Commit one planned change with its manifest; never clobber a file the plan did not mean to."""
     tx.commit(change.all_files(), private=change.private, overwrite=force, replaces=change.replaces)
     return change
@@ -78,7 +78,7 @@ def _apply(tx: fsio.Transaction, change: lifecycle.Change, *, force: bool = Fals
 def issue(
     pki: Path, requests: list[lifecycle.LeafRequest], *, days: int = 365, key_type: str | None = None,
     force: bool = False, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
-) -> lifecycle.Change:
+) -> Change:
     """`pgkongtls issue client|server`: mint leaves from the issuing CA, all in one commit."""
     with _checked(pki) as (tx, m, found, read):
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=("issuing",))
@@ -89,7 +89,7 @@ def issue(
 def renew(
     pki: Path, names: list[str], *, expiring_within: dt.timedelta | None = None, reuse_key: bool = False,
     days: int | None = None, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
-) -> lifecycle.Change | None:
+) -> Change | None:
     """`pgkongtls renew`: re-issue the named leaves (or those expiring soon); None when none are due."""
     if bool(names) == (expiring_within is not None):
         raise InputError("name the certificates to renew, or pass --expiring-within 30d (not both)")
@@ -109,7 +109,7 @@ def renew(
 def revoke(
     pki: Path, names: list[str], *, reason: str = "unspecified", crl_days: int = lifecycle.DEFAULT_CRL_DAYS,
     ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
-) -> lifecycle.Change:
+) -> Change:
     """`pgkongtls revoke`: mark leaves revoked and write crl.pem with a CRL from every CA level."""
     if not names:
         raise InputError("name the certificates to revoke; pgkongtls status lists them")
@@ -124,7 +124,7 @@ def revoke(
 def refresh_crl(
     pki: Path, *, crl_days: int = lifecycle.DEFAULT_CRL_DAYS, ca_passphrase: bytes | None = None,
     now: dt.datetime | None = None,
-) -> lifecycle.Change:
+) -> Change:
     """`pgkongtls crl`: re-sign every CA level's CRL (a new nextUpdate) without revoking anything."""
     with _checked(pki) as (tx, m, found, read):
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=lifecycle.CA_LEVELS)
@@ -137,4 +137,4 @@ def status(pki: Path, *, warn_days: int = lifecycle.DEFAULT_WARN_DAYS, now: dt.d
     read = fsio.reader(Path(pki))
     found = lifecycle.verify_files(m, read)
     lifecycle.load_crls(m, found, read(m.crl_file) if m.crl_file else None)
-    return lifecycle.compute_status(m, now=now, warn_days=warn_days, pki=str(pki))
+    return lifecycle.compute_status(m, now=now, warn_days=warn_days)

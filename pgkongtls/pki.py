@@ -1,31 +1,24 @@
 """Whole-PKI planning: mint everything in memory, self-check it, describe the files.
 
-Nothing here touches the disk; `fsio` writes the returned `FileSet` in one
+Nothing here touches the disk; ops writes the returned `Change` in one fsio
 transaction, so a failure anywhere leaves the target directory untouched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509 import verification as v
 
 from pgkongtls import certs
-from pgkongtls.certs import Issued, PrivateKey
-from pgkongtls.errors import InputError, PgkError
-from pgkongtls.manifest import MANIFEST_NAME, Manifest, dumps, entry_for, host_text
+from pgkongtls.certs import Issued, SelfCheckError, cert_pem, key_pem, self_check, validate_db_user
+from pgkongtls.errors import InputError
+from pgkongtls.manifest import CHAIN_FILE, Change, Manifest, entry_for, host_text
 
-CHAIN_FILE = "chain.crt"
-
-
-class SelfCheckError(PgkError):
-    """A minted chain failed verification: a bug in pgkongtls, never the user's fault."""
-
+__all__ = ["InitOptions", "SelfCheckError", "SelfSignedOptions", "cert_pem", "key_pem", "plan_init",
+           "plan_self_signed", "self_check", "validate_db_user"]
 
 @dataclass(frozen=True)
 class InitOptions:
@@ -53,40 +46,6 @@ class SelfSignedOptions:
     days: int = 365
 
 
-@dataclass(frozen=True)
-class FileSet:
-    """Files to write, by name. `private` names are keys: 0600 from their first byte."""
-
-    manifest: Manifest
-    files: dict[str, bytes]
-    private: frozenset[str] = field(default_factory=frozenset)
-
-    def all_files(self) -> dict[str, bytes]:
-        """Every file including the manifest, which is written last."""
-        return {**self.files, MANIFEST_NAME: dumps(self.manifest).encode()}
-
-
-def cert_pem(*cs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in cs)
-
-
-def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
-    """PKCS#8 PEM; leaf keys stay unencrypted because PostgreSQL and Kong read them plain."""
-    enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-    )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
-
-
-def validate_db_user(user: str) -> str:
-    """A PostgreSQL role name that can go into a CN and a config line unquoted-safe."""
-    if not user or len(user.encode()) > 63:
-        raise InputError(f"invalid --db-user {user!r}: must be 1 to 63 bytes (PostgreSQL's NAMEDATALEN)")
-    if any(c in user for c in "\"\\,#") or any(ord(c) < 0x21 or ord(c) == 0x7F for c in user):
-        raise InputError(f"invalid --db-user {user!r}: spaces, quotes, commas, # and control characters are not allowed")
-    return user
-
-
 def _default_cn(what: str) -> str:
     """Distinguishable defaults so two PKIs never share a CA name."""
     return f"pgkongtls {what} {secrets.token_hex(3)}"
@@ -98,7 +57,7 @@ def _check_hosts(hosts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(host_text(certs.parse_host(h)) for h in hosts)
 
 
-def plan_init(opts: InitOptions, *, now: dt.datetime | None = None, ca_passphrase: bytes | None = None) -> FileSet:
+def plan_init(opts: InitOptions, *, now: dt.datetime | None = None, ca_passphrase: bytes | None = None) -> Change:
     """Mint root [→ intermediate] → server + client, self-check, and lay out the files.
 
     `ca_passphrase` encrypts the CA keys only; leaf keys stay plain for PostgreSQL and Kong.
@@ -145,10 +104,10 @@ def plan_init(opts: InitOptions, *, now: dt.datetime | None = None, ca_passphras
         anchors=[root.cert], intermediates=[inter.cert] if inter else [],
         server=server.cert, client=client.cert, host=hosts[0], now=now,
     )
-    return FileSet(manifest=manifest, files=files, private=frozenset(n for n in files if n.endswith(".key")))
+    return Change(manifest=manifest, files=files, private=frozenset(n for n in files if n.endswith(".key")))
 
 
-def plan_self_signed(opts: SelfSignedOptions, *, now: dt.datetime | None = None) -> FileSet:
+def plan_self_signed(opts: SelfSignedOptions, *, now: dt.datetime | None = None) -> Change:
     """The test-only pair: each certificate is the other side's trust anchor."""
     now = now or certs.utcnow()
     hosts = _check_hosts(opts.hosts)
@@ -162,40 +121,4 @@ def plan_self_signed(opts: SelfSignedOptions, *, now: dt.datetime | None = None)
         files |= {f"{name}.crt": cert_pem(leaf.cert), f"{name}.key": key_pem(leaf.key)}
     self_check(anchors=[server.cert], intermediates=[], server=server.cert, client=None, host=hosts[0], now=now)
     self_check(anchors=[client.cert], intermediates=[], server=None, client=client.cert, host=hosts[0], now=now)
-    return FileSet(manifest=manifest, files=files, private=frozenset({"server.key", "client.key"}))
-
-
-def subject_for(host: str) -> v.DNSName | v.IPAddress:
-    """The verification subject for a host string (as libpq would match it)."""
-    try:
-        return v.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return v.DNSName(host)
-
-
-def _client_policy() -> tuple[v.ExtensionPolicy, v.ExtensionPolicy]:
-    """Client leaves carry no SAN (PostgreSQL matches the CN), so relax the EE SAN rule."""
-    ee = v.ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.SubjectAlternativeName, v.Criticality.AGNOSTIC, None
-    )
-    return v.ExtensionPolicy.webpki_defaults_ca(), ee
-
-
-def self_check(
-    *, anchors: list[x509.Certificate], intermediates: list[x509.Certificate],
-    server: x509.Certificate | None, client: x509.Certificate | None, host: str, now: dt.datetime,
-) -> None:
-    """Verify what was just minted with cryptography's strict RFC 5280 validator."""
-    store = v.Store(anchors)
-    at = now + dt.timedelta(seconds=1)
-    try:
-        if server is not None:
-            (v.PolicyBuilder().store(store).time(at)
-             .build_server_verifier(subject_for(host)).verify(server, intermediates))
-        if client is not None:
-            ca_policy, ee_policy = _client_policy()
-            (v.PolicyBuilder().store(store).time(at)
-             .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
-             .build_client_verifier().verify(client, intermediates))
-    except v.VerificationError as exc:
-        raise SelfCheckError(f"self-check failed, this is a pgkongtls bug: {exc}") from None
+    return Change(manifest=manifest, files=files, private=frozenset({"server.key", "client.key"}))

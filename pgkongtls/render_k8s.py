@@ -12,7 +12,7 @@ import base64
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pgkongtls.errors import InputError
@@ -190,15 +190,18 @@ def _cloudnativepg(m: Manifest, contents: Reader, o: K8sOptions) -> list[str]:
         _secret(o, names["server-ca"], {"ca.crt": _read(contents, trust_file_for_clients(m))}, tls=False),
         _secret(o, names["client-ca"], client_ca, keys=("ca.key",), tls=False),
     ]
+    # Kong's lines only: CloudNativePG writes the replication line itself, and the replication
+    # identity must never map to Kong's role.
+    kong_only = replace(m, certificates={k: e for k, e in m.certificates.items() if e.cn != CNPG_REPLICATION_CN})
     cluster: dict[str, Any] = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
                "metadata": {"name": _name(o.prefix, "--name"), "namespace": o.namespace},
                "spec": {"certificates": {"serverTLSSecret": names["server"], "serverCASecret": names["server-ca"],
                                          "clientCASecret": names["client-ca"],
                                          "replicationTLSSecret": names["replication"]},
-                        "postgresql": {"pg_hba": _hba_lines(m, o)}}}
-    if needs_map(m, m.db_user):
+                        "postgresql": {"pg_hba": _hba_lines(kong_only, o)}}}
+    if needs_map(kong_only, m.db_user):
         cluster["spec"]["postgresql"]["pg_ident"] = [
-            line for line in render_ident(m).splitlines() if line and not line.startswith("#")]
+            line for line in render_ident(kong_only).splitlines() if line and not line.startswith("#")]
     docs.append(_doc(["Cluster fragment: merge spec.certificates and spec.postgresql.pg_hba into your Cluster"], cluster))
     return docs
 

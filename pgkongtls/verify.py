@@ -49,7 +49,6 @@ from pgkongtls.inputs import (
     PkiEntry,
     VerifyInput,
 )
-from pgkongtls.manifest import fingerprint
 
 ERROR = "error"
 WARNING = "warning"
@@ -394,10 +393,8 @@ def _check_entry(pki: PkiDir, e: PkiEntry, *, now: dt.datetime, warn_days: int, 
                                f"{e.key.path} is not here, so its match with {e.cert.path} is not checked",
                                "run verify where the key is, or pass --postgresql-conf / --kong-conf"))
     leaf = e.cert.certs[0]
-    if e.sha256 is not None and fingerprint(leaf) != e.sha256:
-        out.append(Finding("manifest-mismatch", WARNING, e.cert.path,
-                           f"{e.cert.path} is not the certificate pgkongtls.json records for {e.name!r} "
-                           "(replaced by hand?)", "re-issue it with pgkongtls, or restore the recorded file"))
+    if e.damage is not None:  # the check and the words the day-2 commands refuse the file with (pkiload)
+        out.append(Finding("manifest-mismatch", ERROR, e.cert.path, e.damage.what, e.damage.fix))
     if seen.first(e.cert.real):
         out += check_profile(leaf, e.role, e.cert.path)
         out += check_validity(leaf, e.cert.path, now, warn_days)

@@ -155,6 +155,9 @@ def test_self_signed_leaf_names_itself_in_aki() -> None:
     ("DB.Internal.", x509.DNSName("db.internal")),
     ("bücher.example", x509.DNSName("xn--bcher-kva.example")),
     ("xn--bcher-kva.example", x509.DNSName("xn--bcher-kva.example")),
+    # IDNA 2008 keeps ß (IDNA 2003, Python's "idna" codec, mapped it to "ss": fass.de, another domain)
+    ("faß.de", x509.DNSName("xn--fa-hia.de")),
+    ("straße.de", x509.DNSName("xn--strae-oqa.de")),
     ("10.0.0.5", x509.IPAddress(__import__("ipaddress").ip_address("10.0.0.5"))),
     ("::1", x509.IPAddress(__import__("ipaddress").ip_address("::1"))),
 ])
@@ -171,7 +174,8 @@ def test_parse_host_accepts(value: str, expected: x509.GeneralName) -> None:
     ("bad_host", "invalid host 'bad_host': not a valid DNS name or IP address"),
     ("a" * 64 + ".example", f"invalid host '{'a' * 64}.example': not a valid DNS name or IP address"),
     ("db\nhost", "invalid host 'db\\nhost': not a valid DNS name or IP address"),
-    ("faß.de", "invalid host 'faß.de': IDNA maps it to 'fass.de'; pass that name instead"),
+    ("ＤＢ．example", "invalid host 'ＤＢ．example': IDNA maps it to 'db.example'; pass that name instead"),
+    ("💩.la", "invalid host '💩.la': not a valid DNS name or IP address"),  # IDNA 2003 allowed emoji
 ])
 def test_parse_host_refuses(value: str, message: str) -> None:
     with pytest.raises(InputError) as err:

@@ -74,7 +74,8 @@ def test_init_force_replaces(tmp_path: Path) -> None:
     (["--db-host", "bad_host"], "Error: invalid host 'bad_host': not a valid DNS name or IP address\n"),
     (["--db-host", "*.example.com"], "Error: invalid host '*.example.com': wildcards are not accepted for a database host\n"),
     (["--db-user", "kong\nhost all all all trust"],
-     "Error: invalid --db-user 'kong\\nhost all all all trust': spaces, quotes, commas, # and control characters are not allowed\n"),
+     "Error: invalid --db-user 'kong\\nhost all all all trust': spaces, quotes, commas, # and control characters "
+     "are not allowed\n"),
     (["--root-cn", "x" * 65], f"Error: common name '{'x' * 65}' must be 1 to 64 characters\n"),
 ])
 def test_init_bad_input_one_line_nothing_written(tmp_path: Path, args: list[str], message: str) -> None:
@@ -154,3 +155,29 @@ def test_self_signed_writes_the_pair(tmp_path: Path) -> None:
 def test_version_and_module_entry_point() -> None:
     r = run("--version")
     assert r.exit_code == 0 and r.stdout.startswith("pgkongtls, version ")
+
+
+def test_a_failing_key_generation_worker_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RSA keys come from a thread pool; when OpenSSL fails in one worker the user gets one line, nothing written."""
+    import itertools
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from pgkongtls import certs
+
+    real, calls = rsa.generate_private_key, itertools.count()
+
+    def flaky(*args: object, **kwargs: object) -> rsa.RSAPrivateKey:
+        if next(calls) == 2:  # the third key, on whichever worker takes it
+            raise ValueError("RAND_bytes: entropy source failure")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(certs.os, "cpu_count", lambda: 4)  # a pool even on a one-core runner
+    monkeypatch.setattr(certs.rsa, "generate_private_key", flaky)
+    before = snapshot(tmp_path)
+    r = run("init", "--key-type", "rsa-2048", "--out", "pki")
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.stderr == ("Error: generating a rsa-2048 key failed (RAND_bytes: entropy source failure); "
+                        "run the command again\n")
+    assert next(calls) >= 4  # the other workers ran: the failure came from inside the pool
+    assert snapshot(tmp_path) == before

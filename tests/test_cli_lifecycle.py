@@ -293,6 +293,31 @@ def test_status_exits_3_when_a_certificate_expired(tmp_path: Path) -> None:
     assert run("status", "--dir", "old").exit_code == 0
 
 
+def test_status_json_round_trips(pki: Path) -> None:
+    data = json.loads(json.dumps(json.loads(ok("status", "--json").stdout)))
+    assert data["exit_code"] == 0 and data["crl"] is None and data["notices"] == [] and data["expired"] == []
+    row = data["certificates"][2]
+    assert (row["name"], row["sans"], row["issuer"], row["serial"]) == (
+        "server", ["localhost"], "intermediate", manifest(pki)["certificates"]["server"]["serial"])
+
+
+def test_status_words_each_remedy_as_a_command(tmp_path: Path) -> None:
+    """The library says which remedy; the CLI prints the command, on the terminal and in --json alike."""
+    ops.init(tmp_path / "old", InitOptions(), now=ago(days=1810))  # the intermediate has 15 days left
+    ops.refresh_crl(tmp_path / "old", crl_days=40, now=ago(days=30))
+    r = run("status", "--dir", "old", "--json")
+    assert r.exit_code == cli_lifecycle.EXIT_EXPIRED == 3
+    notices = {n["name"]: n for n in json.loads(r.stdout)["notices"]}
+    assert notices["server"]["message"].endswith("; pgkongtls renew --dir old server")
+    assert notices["intermediate"]["message"].endswith("; a new CA means a new PKI: pgkongtls init --force")
+    assert notices["crl.pem"]["message"].endswith(
+        ": then PostgreSQL refuses every client certificate; pgkongtls crl --dir old, copy crl.pem to the database "
+        "and reload it")
+    table = run("status", "--dir", "old").stderr
+    for n in notices.values():
+        assert n["message"] in " ".join(table.split())
+
+
 def test_status_of_a_missing_pki_is_exit_1(tmp_path: Path) -> None:
     refused(tmp_path, ["status", "--dir", "nowhere"], "nowhere does not exist; create a PKI with pgkongtls init --out nowhere")
 

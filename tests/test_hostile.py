@@ -19,6 +19,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+import idna
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
@@ -128,10 +129,10 @@ def expected_san(host: str) -> x509.GeneralName | None:
     name = host[:-1] if host.endswith(".") else host
     if name.isascii():
         return x509.DNSName(name.lower())
-    try:
-        ascii_name = name.encode("idna").decode("ascii").lower()
-        back = ascii_name.encode("ascii").decode("idna")
-    except UnicodeError:
+    try:  # IDNA 2008 (UTS 46 mapping), what browsers and libidn2 resolve; not Python's IDNA 2003 codec
+        ascii_name = idna.encode(name.lower(), uts46=True).decode("ascii")
+        back = idna.decode(ascii_name)
+    except (idna.IDNAError, UnicodeError):
         return None
     return x509.DNSName(ascii_name) if back == name.lower() else None
 
@@ -242,7 +243,8 @@ def test_client_cn_round_trips_into_the_certificate_and_the_ident_map_or_is_refu
         assert records == []
     else:  # the new CN, plus an identity line for init's client (its CN is the db user)
         assert len(records) == 2 and all(len(r) == 3 for r in records), records
-        for (mapname, system, role), cn in zip(sorted(records, key=lambda r: r[1][0][0] != got), (got, m.db_user)):
+        for (mapname, system, role), cn in zip(sorted(records, key=lambda r: r[1][0][0] != got), (got, m.db_user),
+                                               strict=True):
             assert keyword(mapname, "pgkongtls")
             assert literal(system, cn, keywords=()), f"system-username {system} is not exactly the CN {cn!r}"
             assert literal(role, m.db_user)
@@ -275,7 +277,8 @@ def test_a_numbered_fleet_regex_matches_exactly_the_fleet(prefix: str) -> None:
         shared = re.sub(r"\\(.)", r"\1", mt.group(1))  # the literal prefix the regex stands for
         assert all(cn.startswith(shared) and cn[len(shared):].isdigit() for cn in cns)
         assert all(re.fullmatch(regex, cn) for cn in cns)
-        for other in (shared + "x", "x" + shared + "1", shared, shared + "1\n", shared + "1x", *([shared[:-1] + "1"] if shared else [])):
+        for other in (shared + "x", "x" + shared + "1", shared, shared + "1\n", shared + "1x",
+                      *([shared[:-1] + "1"] if shared else [])):
             assert not re.fullmatch(regex, other), (regex, other)
     else:
         assert sorted(s[0][0] for s in systems) == sorted(cns) and all(literal(s, s[0][0], keywords=())

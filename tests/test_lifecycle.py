@@ -26,10 +26,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgkongtls import fsio, lifecycle, ops, render
+from pgkongtls import certs, fsio, lifecycle, ops, pkiload, render
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle import LeafRequest
-from pgkongtls.manifest import MANIFEST_NAME, dumps, fingerprint, loads, parse_iso
+from pgkongtls.manifest import MANIFEST_NAME, dumps, fingerprint, iso, loads, parse_iso
 from pgkongtls.pki import InitOptions, SelfSignedOptions
 
 from .test_fsio import snapshot
@@ -292,6 +292,9 @@ def test_a_thousand_clients_are_one_commit_and_one_manifest(pki: Path, monkeypat
 
 # ---------------------------------------------------------------- files edited by hand
 
+EDITED = "{} differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"
+
+
 def test_a_replaced_certificate_is_named_and_refused(pki: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     ops.init(other, InitOptions(), now=NOW)
@@ -299,15 +302,15 @@ def test_a_replaced_certificate_is_named_and_refused(pki: Path, tmp_path: Path) 
     before = snapshot(pki)
     with pytest.raises(StateError) as e:
         ops.issue(pki, clients("n1"), now=NOW)
-    assert str(e.value) == "server.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"
+    assert str(e.value) == EDITED.format("server.crt")
     assert snapshot(pki) == before
 
 
 @pytest.mark.parametrize(("file", "content", "message"), [
-    ("client.crt", b"", "client.crt is not a PEM certificate any more (edited by hand?); restore the file pgkongtls wrote"),
+    ("client.crt", b"", "client.crt is empty; restore it or re-create it"),
     ("root.crt", None, "root.crt is missing; restore it or re-create the PKI with pgkongtls init --force"),
-    ("chain.crt", "root-only", "chain.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"),
-    ("server.crt", "leaf-only", "server.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"),
+    ("chain.crt", "root-only", EDITED.format("chain.crt")),
+    ("server.crt", "leaf-only", EDITED.format("server.crt")),
 ])
 def test_edited_missing_or_truncated_files_are_refused(pki: Path, file: str, content: object, message: str) -> None:
     path = pki / file
@@ -350,6 +353,53 @@ def test_issue_and_renew_need_only_the_issuing_key_so_the_root_key_can_stay_offl
     ops.renew(pki, ["n1"], now=NOW)
     with pytest.raises(StateError, match="^root.key is missing; restore it"):
         ops.revoke(pki, ["n1"], now=NOW)
+
+
+# ---------------------------------------------------------------- an injected reader
+
+def dict_reader(d: Path) -> tuple[dict[str, bytes], lifecycle.Reader]:
+    """The PKI's files in a dict, read through `Reader` as ops reads the disk."""
+    files = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
+    return files, files.get
+
+
+def test_the_planners_run_on_an_injected_reader_and_clock(pki: Path) -> None:
+    m = manifest(pki)
+    files, read = dict_reader(pki)
+    shutil.rmtree(pki)  # the planners must not need the directory: everything comes through `read`
+    found = lifecycle.verify_files(m, read)
+    ca = lifecycle.load_ca(m, found, read, passphrase=None, sign_with=lifecycle.CA_LEVELS)
+    later = NOW + dt.timedelta(days=200)
+    renewed = lifecycle.plan_renew(m, ca, found, ["server"], read, now=later)
+    serial = m.certificates["server"].serial
+    assert renewed.replaces == {"server.crt", "server.key"}
+    assert renewed.files[f"server.crt.{serial}.bak"] == files["server.crt"]
+    assert x509.load_pem_x509_certificates(renewed.files["server.crt"])[0].not_valid_before_utc == later - certs.BACKDATE
+    revoked = lifecycle.plan_revoke(m, ca, ["client"], read, now=later)
+    assert revoked.manifest.crl_next_update == iso(later + dt.timedelta(days=lifecycle.DEFAULT_CRL_DAYS))
+    assert revoked.manifest.certificates["client"].revoked == iso(later)
+
+
+def test_verify_files_on_an_injected_reader_names_each_damage(pki: Path) -> None:
+    m = manifest(pki)
+    files, _ = dict_reader(pki)
+    server = files["server.crt"]
+    damages: dict[str, tuple[bytes | None, type[pkiload.FileDamage], str]] = {
+        "cut to the leaf": (server[: server.rfind(b"-----BEGIN")], pkiload.NotAsRecorded,
+                            "server.crt differs from what pgkongtls.json recorded (edited by hand?); "
+                            "restore the file pgkongtls wrote"),
+        "missing": (None, pkiload.FileMissing,
+                    "server.crt is missing; restore it or re-create the PKI with pgkongtls init --force"),
+        "a key": (files["server.key"], pkiload.WrongKind,
+                  "server.crt holds a private key where a certificate should be; point it at the .crt file"),
+        "cut mid-block": (server[:300], pkiload.TruncatedPem,
+                          "server.crt has a truncated PEM certificate (BEGIN and END do not pair up); copy it again"),
+    }
+    for what, (data, kind, message) in damages.items():
+        spoiled = {**files, "server.crt": data}
+        with pytest.raises(kind) as e:
+            lifecycle.verify_files(m, spoiled.get)
+        assert str(e.value) == message, what
 
 
 # ---------------------------------------------------------------- renew
@@ -448,7 +498,8 @@ def test_renewing_a_revoked_certificate_keeps_it_on_the_crl(pki: Path) -> None:
     revoked = {r.serial_number for c in crls for r in c}
     assert revoked == {int(old.serial, 16)}
     assert render.client_cns(m) == ["kong", "kong-node-2"]
-    with pytest.raises(InputError, match=f"^kong-node-2@{old.serial} is a revoked certificate kept for the CRL; renew kong-node-2 instead$"):
+    kept = f"^kong-node-2@{old.serial} is a revoked certificate kept for the CRL; renew kong-node-2 instead$"
+    with pytest.raises(InputError, match=kept):
         ops.renew(pki, [f"kong-node-2@{old.serial}"], now=NOW)
 
 
@@ -572,8 +623,7 @@ def test_crl_days_bounds(pki: Path) -> None:
 def test_crl_rewrites_a_crl_file_that_was_edited(pki: Path) -> None:
     ops.refresh_crl(pki, now=NOW)
     (pki / "crl.pem").write_text("garbage")
-    with pytest.raises(StateError, match="^crl.pem is not a PEM CRL any more; re-sign it with pgkongtls crl$|"
-                                         "^crl.pem differs from what pgkongtls.json recorded"):
+    with pytest.raises(StateError, match="^crl.pem holds no PEM CRL; restore it, or re-sign it with pgkongtls crl$"):
         ops.status(pki, now=NOW)
     ops.refresh_crl(pki, now=NOW)
     assert ops.status(pki, now=NOW).crl is not None
@@ -593,50 +643,44 @@ def test_status_of_a_fresh_pki_is_all_valid(pki: Path) -> None:
     s = ops.status(pki, now=NOW + dt.timedelta(days=1))
     assert [(c.name, c.state, c.days_left) for c in s.certificates] == [
         ("root", "valid", 3649), ("intermediate", "valid", 1824), ("server", "valid", 364), ("client", "valid", 364)]
-    assert (s.notices, s.crl, s.exit_code) == ((), None, 0)
+    assert (s.notices, s.crl, s.expired) == ((), None, [])
 
 
 def test_status_warns_about_an_expiring_certificate(pki: Path) -> None:
     s = ops.status(pki, now=NOW + dt.timedelta(days=350), warn_days=30)
     assert {c.name: c.state for c in s.certificates}["server"] == "expiring"
-    assert [n.message for n in s.notices] == [
-        "server expires in 15 days (2026-03-01); pgkongtls renew --dir " + str(pki) + " server",
-        "client expires in 15 days (2026-03-01); pgkongtls renew --dir " + str(pki) + " client",
+    assert [(n.message, n.remedy) for n in s.notices] == [
+        ("server expires in 15 days (2026-03-01)", lifecycle.Remedy.RENEW),
+        ("client expires in 15 days (2026-03-01)", lifecycle.Remedy.RENEW),
     ]
-    assert s.exit_code == 0
+    assert s.expired == []
     assert ops.status(pki, now=NOW + dt.timedelta(days=350), warn_days=10).notices == ()
 
 
-def test_status_exit_code_is_3_when_something_in_service_expired(pki: Path) -> None:
+def test_status_lists_what_expired_in_service_and_not_what_was_revoked(pki: Path) -> None:
+    """The CLI exits 3 on `expired` (tests/test_cli_lifecycle.py); a revoked certificate's expiry is no outage."""
     ops.issue(pki, clients("kong-node-1"), now=NOW + dt.timedelta(days=100))
     ops.revoke(pki, ["client"], now=NOW)
     s = ops.status(pki, now=NOW + dt.timedelta(days=366))
     states = {c.name: c.state for c in s.certificates}
     assert (states["server"], states["client"], states["kong-node-1"]) == ("expired", "revoked", "valid")
     assert s.expired == ["server", "crl.pem"]  # the CRL was signed at NOW for 90 days
-    assert s.exit_code == lifecycle.EXIT_EXPIRED == 3
+    assert [n.remedy for n in s.notices if n.severity == "expired"] == [lifecycle.Remedy.RENEW,
+                                                                         lifecycle.Remedy.RESIGN_CRL]
 
 
 def test_status_warns_before_the_crl_next_update(pki: Path) -> None:
     ops.refresh_crl(pki, crl_days=40, now=NOW)
     s = ops.status(pki, now=NOW + dt.timedelta(days=20))
     assert s.crl is not None and (s.crl.state, s.crl.days_left) == ("expiring", 20)
-    assert s.notices[-1].message == (
-        f"crl.pem nextUpdate is in 20 days (2025-04-10): then PostgreSQL refuses every client certificate; "
-        f"pgkongtls crl --dir {pki}, copy crl.pem to the database and reload it")
-    assert s.exit_code == 0
+    assert (s.notices[-1].message, s.notices[-1].remedy) == (
+        "crl.pem nextUpdate is in 20 days (2025-04-10): then PostgreSQL refuses every client certificate",
+        lifecycle.Remedy.RESIGN_CRL)
+    assert s.expired == []
 
 
 def test_the_default_crl_is_quiet_for_two_months() -> None:
     assert lifecycle.DEFAULT_CRL_DAYS - lifecycle.DEFAULT_WARN_DAYS >= 60
-
-
-def test_status_json_round_trips(pki: Path) -> None:
-    data = json.loads(json.dumps(ops.status(pki, now=NOW).to_json()))
-    assert data["exit_code"] == 0 and data["crl"] is None and data["notices"] == []
-    row = data["certificates"][2]
-    assert (row["name"], row["sans"], row["issuer"], row["serial"]) == (
-        "server", ["localhost"], "intermediate", manifest(pki).certificates["server"].serial)
 
 
 def test_status_reads_without_the_lock_so_monitoring_never_waits(pki: Path) -> None:
@@ -648,6 +692,11 @@ def test_status_reads_without_the_lock_so_monitoring_never_waits(pki: Path) -> N
         assert (out.returncode, out.stdout) == (0, "root\n"), out.stderr
     finally:
         os.close(fd)
+
+
+def test_a_ca_row_names_a_new_pki_as_the_remedy(pki: Path) -> None:
+    s = ops.status(pki, now=NOW + dt.timedelta(days=1820), warn_days=30)
+    assert [(n.name, n.remedy) for n in s.notices if n.name == "intermediate"] == [("intermediate", lifecycle.Remedy.NEW_PKI)]
 
 
 def test_status_refuses_a_hand_edited_file(pki: Path) -> None:

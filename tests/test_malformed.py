@@ -76,16 +76,43 @@ COMMANDS = {
 LIFECYCLE = [c for c in COMMANDS if c != "render"]
 SIGNING = ["issue", "renew", "renew-reuse", "revoke", "crl"]
 
-CERT = "{} is not a PEM certificate any more (edited by hand?); restore the file pgkongtls wrote"
-KEY = "{} is not a readable private key (edited by hand?); restore the file pgkongtls wrote"
+#: One message per kind of damage, the same in every command that reads the file (pkiload's words; `verify`
+#: says them too, with the file's path: test_cli_doctor.py and test_status_and_verify_agree below).
+RESIGN = "restore it, or re-sign it with pgkongtls crl"
+MESSAGES: dict[str, dict[str, str]] = {
+    "cert": {
+        "truncated": "{f} has a truncated PEM certificate (BEGIN and END do not pair up); copy it again",
+        "body-cut": "{f} has a damaged PEM certificate; copy it again",
+        "der": "{f} is DER, not PEM; convert it: openssl x509 -inform der -in {f} -out {f}.pem",
+        "other-kind": "{f} holds a private key where a certificate should be; point it at the .crt file",
+        "empty": "{f} is empty; restore it or re-create it",
+        "garbage": "{f} holds no PEM certificate; restore it or re-create it",
+    },
+    "key": {
+        "truncated": "{f} has a truncated PEM private key (BEGIN and END do not pair up); copy it again",
+        "body-cut": "{f} has a damaged or unsupported PEM private key; copy it again",
+        "der": "{f} is DER, not PEM; convert it: openssl pkey -inform der -in {f} -out {f}.pem",
+        "other-kind": "{f} holds a certificate where a private key should be; point it at the .key file",
+        "empty": "{f} is empty; restore it or re-create it",
+        "garbage": "{f} holds no PEM private key; restore it or re-create it",
+    },
+    "crl": {
+        "truncated": f"{{f}} has a truncated PEM CRL (BEGIN and END do not pair up); {RESIGN}",
+        "body-cut": f"{{f}} has a damaged PEM CRL; {RESIGN}",
+        "der": "{f} is DER, not PEM; convert it: openssl crl -inform der -in {f} -out {f}.pem",
+        "other-kind": f"{{f}} holds no PEM CRL; {RESIGN}",
+        "empty": f"{{f}} is empty; {RESIGN}",
+        "garbage": f"{{f}} holds no PEM CRL; {RESIGN}",
+    },
+}
 
-#: (file, commands that must read it, message)
+#: (file, commands that must read it, kind of file)
 READERS = [
-    *[(f, LIFECYCLE, CERT) for f in ("root.crt", "intermediate.crt", "server.crt", "client.crt", "n1.crt",
-                                      "chain.crt")],
-    ("intermediate.key", SIGNING, KEY),  # the issuing CA signs every leaf and the intermediate's CRL
-    ("root.key", ["revoke", "crl"], KEY),  # the root signs the root-level CRL
-    ("n1.key", ["renew-reuse"], KEY),
+    *[(f, LIFECYCLE, "cert") for f in ("root.crt", "intermediate.crt", "server.crt", "client.crt", "n1.crt",
+                                        "chain.crt")],
+    ("intermediate.key", SIGNING, "key"),  # the issuing CA signs every leaf and the intermediate's CRL
+    ("root.key", ["revoke", "crl"], "key"),  # the root signs the root-level CRL
+    ("n1.key", ["renew-reuse"], "key"),
 ]
 
 
@@ -123,7 +150,8 @@ def assert_refused(result: Result, message: str) -> None:
     assert result.stdout == ""
 
 
-CASES = [(f, spoil, cmd, msg.format(f)) for f, cmds, msg in READERS for spoil in SPOILS for cmd in cmds]
+CASES = [(f, spoil, cmd, MESSAGES[kind][spoil].format(f=f)) for f, cmds, kind in READERS for spoil in SPOILS
+         for cmd in cmds]
 
 
 @pytest.mark.parametrize(("file", "spoil", "command", "message"), CASES,
@@ -153,10 +181,7 @@ def test_a_file_cut_between_two_certificates_is_refused_as_a_hand_edit(pki: Path
 def test_a_spoiled_crl_is_reported_by_status_and_replaced_by_crl(pki: Path, spoil: str) -> None:
     (pki / "crl.pem").write_bytes(SPOILS[spoil]("crl.pem", (pki / "crl.pem").read_bytes(), pki))
     before = tree(pki)
-    fix = "re-sign it with pgkongtls crl"
-    want = (f"crl.pem is not a PEM CRL any more; {fix}" if spoil == "body-cut"
-            else f"crl.pem differs from what pgkongtls.json recorded (edited by hand?); {fix}")
-    assert_refused(run(pki, "status"), want)
+    assert_refused(run(pki, "status"), MESSAGES["crl"][spoil].format(f="crl.pem"))
     assert tree(pki) == before
     assert run(pki, "crl").exit_code == 0  # the fix the message names works
     assert run(pki, "status").exit_code == 0
@@ -273,3 +298,38 @@ def test_the_manifest_accepts_exactly_the_reasons_revoke_writes() -> None:
     from pgkongtls import lifecycle, manifest
 
     assert manifest.REVOCATION_REASONS == tuple(lifecycle.REASONS)
+
+
+# ------------------------------------------------------------------ status and verify agree
+
+def _cut_to_the_leaf(name: str, data: bytes, pki: Path) -> bytes:
+    return data[: data.rfind(b"-----BEGIN")]
+
+
+AGREE: dict[str, tuple[str, Spoil]] = {
+    "server.crt cut to its leaf": ("server.crt", _cut_to_the_leaf),
+    "a key in client.crt": ("client.crt", _other_kind),
+    "root.crt as DER": ("root.crt", _der),
+    "chain.crt truncated": ("chain.crt", _truncated),
+}
+
+
+@pytest.mark.parametrize("case", list(AGREE))
+def test_status_and_verify_agree_on_a_damaged_file(pki: Path, case: str) -> None:
+    """One reader (pkiload), one verdict: `verify` names the damage `status` refuses, in the same words."""
+    verify = ["verify", str(pki), "--json"]
+    assert CliRunner().invoke(main, verify).exit_code == 0  # the pristine PKI has no findings
+    file, spoil = AGREE[case]
+    (pki / file).write_bytes(spoil(file, (pki / file).read_bytes(), pki))
+    status = run(pki, "status")
+    assert status.exit_code == 1 and len(status.stderr.splitlines()) == 1
+    said = status.stderr.removeprefix("Error: ").strip()
+    expected = said.replace(file, str(pki / file))  # verify shows the path it was given
+    r = CliRunner().invoke(main, verify)
+    assert r.exit_code == 1, r.output
+    if r.stdout:  # a file that parses but is not what was recorded: an error finding
+        findings = json.loads(r.stdout)
+        assert [(f["id"], f["severity"], f"{f['message']}; {f['fix']}") for f in findings
+                if f["file"] == str(pki / file)] == [("manifest-mismatch", "error", expected)]
+    else:  # a file that does not parse: the same one line
+        assert r.stderr == f"Error: {expected}\n"

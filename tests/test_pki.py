@@ -11,9 +11,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509 import verification as v
 
-from pgkongtls import pki
+from pgkongtls import certs, pki
 from pgkongtls.errors import InputError
-from pgkongtls.manifest import MANIFEST_NAME, loads
+from pgkongtls.manifest import MANIFEST_NAME, Change, loads
 
 from .conftest import TESTS
 
@@ -21,8 +21,8 @@ NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 HOSTS = ("db.example", "127.0.0.1")
 
 
-def write(fs: pki.FileSet, d: Path) -> Path:
-    """Test-only dump of a FileSet (the product writes through fsio)."""
+def write(fs: Change, d: Path) -> Path:
+    """Test-only dump of a planned Change (the product writes through fsio)."""
     for name, data in fs.all_files().items():
         (d / name).write_bytes(data)
     return d
@@ -33,13 +33,13 @@ def pems(data: bytes) -> list[x509.Certificate]:
 
 
 @pytest.fixture(scope="module", params=["intermediate", "root"])
-def ca_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[pki.FileSet, Path]:
+def ca_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Change, Path]:
     fs = pki.plan_init(pki.InitOptions(chain=request.param, hosts=HOSTS))
     return fs, write(fs, tmp_path_factory.mktemp(request.param))
 
 
 @pytest.fixture(scope="module")
-def ss_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[pki.FileSet, Path]:
+def ss_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Change, Path]:
     fs = pki.plan_self_signed(pki.SelfSignedOptions(hosts=HOSTS))
     return fs, write(fs, tmp_path_factory.mktemp("ss"))
 
@@ -120,26 +120,26 @@ def verify_with_cryptography(anchor: Path, leaf_file: Path, host: str | None) ->
     leaf, *rest = pems(leaf_file.read_bytes())
     builder = v.PolicyBuilder().store(v.Store(pems(anchor.read_bytes())))
     if host:
-        builder.build_server_verifier(pki.subject_for(host)).verify(leaf, rest)
+        builder.build_server_verifier(certs.subject_for(host)).verify(leaf, rest)
     else:
-        ca, ee = pki._client_policy()
+        ca, ee = certs.client_policy()
         builder.extension_policies(ca_policy=ca, ee_policy=ee).build_client_verifier().verify(leaf, rest)
 
 
 @pytest.mark.parametrize("host", HOSTS)
-def test_ca_chains_pass_cryptography_verification(ca_pki: tuple[pki.FileSet, Path], host: str) -> None:
+def test_ca_chains_pass_cryptography_verification(ca_pki: tuple[Change, Path], host: str) -> None:
     _, d = ca_pki
     verify_with_cryptography(d / "root.crt", d / "server.crt", host)
     verify_with_cryptography(d / "root.crt", d / "client.crt", None)
 
 
-def test_server_chain_fails_cryptography_for_a_host_not_in_san(ca_pki: tuple[pki.FileSet, Path]) -> None:
+def test_server_chain_fails_cryptography_for_a_host_not_in_san(ca_pki: tuple[Change, Path]) -> None:
     _, d = ca_pki
     with pytest.raises(v.VerificationError):
         verify_with_cryptography(d / "root.crt", d / "server.crt", "other.example")
 
 
-def test_self_signed_pair_passes_cryptography_verification(ss_pki: tuple[pki.FileSet, Path]) -> None:
+def test_self_signed_pair_passes_cryptography_verification(ss_pki: tuple[Change, Path]) -> None:
     _, d = ss_pki
     verify_with_cryptography(d / "server.crt", d / "server.crt", "db.example")
     verify_with_cryptography(d / "client.crt", d / "client.crt", None)
@@ -159,7 +159,7 @@ def split_leaf(d: Path, name: str) -> tuple[Path, Path | None]:
 
 
 @pytest.mark.parametrize(("name", "purpose"), [("server", "sslserver"), ("client", "sslclient")])
-def test_ca_chains_pass_openssl_x509_strict(ca_pki: tuple[pki.FileSet, Path], name: str, purpose: str) -> None:
+def test_ca_chains_pass_openssl_x509_strict(ca_pki: tuple[Change, Path], name: str, purpose: str) -> None:
     _, d = ca_pki
     leaf, untrusted = split_leaf(d, name)
     extra = ["-untrusted", str(untrusted)] if untrusted else []
@@ -168,7 +168,7 @@ def test_ca_chains_pass_openssl_x509_strict(ca_pki: tuple[pki.FileSet, Path], na
     assert out.stdout.strip().endswith(": OK")
 
 
-def test_openssl_refuses_wrong_purpose(ca_pki: tuple[pki.FileSet, Path]) -> None:
+def test_openssl_refuses_wrong_purpose(ca_pki: tuple[Change, Path]) -> None:
     """serverAuth only: the server certificate must not pass as a client."""
     _, d = ca_pki
     leaf, untrusted = split_leaf(d, "server")
@@ -178,7 +178,7 @@ def test_openssl_refuses_wrong_purpose(ca_pki: tuple[pki.FileSet, Path]) -> None
     assert "error 26 at 0 depth lookup: unsuitable certificate purpose" in out.stdout + out.stderr
 
 
-def test_self_signed_pair_passes_openssl_x509_strict(ss_pki: tuple[pki.FileSet, Path]) -> None:
+def test_self_signed_pair_passes_openssl_x509_strict(ss_pki: tuple[Change, Path]) -> None:
     _, d = ss_pki
     for name, purpose in (("server", "sslserver"), ("client", "sslclient")):
         out = openssl_verify("-purpose", purpose, "-CAfile", str(d / f"{name}.crt"), str(d / f"{name}.crt"))
@@ -192,27 +192,27 @@ def handshake(python: str, d: Path, server_trust: str, client_trust: str, host: 
 
 
 @pytest.mark.parametrize("host", HOSTS)
-def test_ca_chains_mutual_tls_handshake(ca_pki: tuple[pki.FileSet, Path], py313: str, host: str) -> None:
+def test_ca_chains_mutual_tls_handshake(ca_pki: tuple[Change, Path], py313: str, host: str) -> None:
     _, d = ca_pki
     for python in (sys.executable, py313):
         out = handshake(python, d, "chain.crt", "root.crt", host)
         assert out.returncode == 0 and out.stdout.startswith("OK TLSv1."), (python, out.stdout, out.stderr)
 
 
-def test_self_signed_pair_mutual_tls_handshake(ss_pki: tuple[pki.FileSet, Path], py313: str) -> None:
+def test_self_signed_pair_mutual_tls_handshake(ss_pki: tuple[Change, Path], py313: str) -> None:
     _, d = ss_pki
     for python in (sys.executable, py313):
         out = handshake(python, d, "client.crt", "server.crt", "db.example")
         assert out.returncode == 0 and out.stdout.startswith("OK TLSv1."), (python, out.stdout, out.stderr)
 
 
-def test_handshake_fails_on_hostname_mismatch(ca_pki: tuple[pki.FileSet, Path], py313: str) -> None:
+def test_handshake_fails_on_hostname_mismatch(ca_pki: tuple[Change, Path], py313: str) -> None:
     _, d = ca_pki
     out = handshake(py313, d, "chain.crt", "root.crt", "other.example")
     assert out.returncode == 1 and "Hostname mismatch" in out.stdout
 
 
-def test_handshake_fails_with_another_pkis_root(tmp_path: Path, ca_pki: tuple[pki.FileSet, Path], py313: str) -> None:
+def test_handshake_fails_with_another_pkis_root(tmp_path: Path, ca_pki: tuple[Change, Path], py313: str) -> None:
     _, d = ca_pki
     other = pki.plan_init(pki.InitOptions(chain="root"))
     (d / "other-root.crt").write_bytes(other.files["root.crt"])

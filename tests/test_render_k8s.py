@@ -127,3 +127,10 @@ def test_cert_manager_refuses_without_include_ca_key(pki: Path) -> None:
     with pytest.raises(InputError, match="^cert-manager signs with the intermediate CA key, which then lives in the "
                                          "cluster; pass --include-ca-key"):
         render(pki, "cert-manager")
+
+
+def test_cloudnativepg_never_maps_the_replication_identity_to_kong(pki: Path) -> None:
+    cluster = next(d for d in render(pki, "cloudnativepg") if d.get("kind") == "Cluster")
+    pg = cluster["spec"]["postgresql"]
+    assert pg["pg_hba"] == ["hostssl all kong all cert", "hostnossl all all all reject"]
+    assert "pg_ident" not in pg

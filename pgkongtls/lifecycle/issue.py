@@ -1,0 +1,126 @@
+"""`issue`: mint new server or client leaves from the issuing CA, and the plan both issue and renew fill."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from pgkongtls import certs
+from pgkongtls.certs import PrivateKey, cert_pem, key_pem, self_check
+from pgkongtls.errors import InputError, StateError
+from pgkongtls.lifecycle.base import Ca, LeafRequest, Reader, check_days, client_cn, must, validate_name
+from pgkongtls.manifest import CertEntry, Change, Manifest, entry_for, host_text, iso
+
+
+def max_days(ca: Ca, now: dt.datetime) -> int:
+    left = (ca.certs[ca.issuing].not_valid_after_utc - now).days
+    if left < 1:
+        raise StateError(f"the {ca.issuing} CA expires within a day; re-create the PKI with pgkongtls init --force")
+    return left
+
+
+def leaf_days(ca: Ca, days: int, now: dt.datetime) -> int:
+    """A leaf never outlives the CA that signs it."""
+    limit = max_days(ca, now)
+    check_days(days, "--days")
+    if days > limit:
+        raise InputError(
+            f"--days {days} outlives the {ca.issuing} CA (it expires {iso(ca.certs[ca.issuing].not_valid_after_utc)[:10]});"
+            f" use --days {limit} or less"
+        )
+    return days
+
+
+def mint(
+    m: Manifest, ca: Ca, *, name: str, role: str, cn: str, hosts: tuple[str, ...], key: PrivateKey,
+    days: int, now: dt.datetime, file: str, key_file: str,
+) -> tuple[CertEntry, bytes, bytes]:
+    """Sign one leaf with the issuing CA, self-check it, and describe it for the manifest."""
+    signer = ca.signer(ca.issuing)
+    if role == "server":
+        issued = certs.make_server(hosts=list(hosts), key=key, issuer=signer, days=days, now=now, cn=cn)
+    else:
+        issued = certs.make_client(cn=cn, key=key, issuer=signer, days=days, now=now)
+    anchors, intermediates = ca.anchors_and_intermediates()
+    self_check(
+        anchors=anchors, intermediates=intermediates, server=issued.cert if role == "server" else None,
+        client=issued.cert if role == "client" else None, host=hosts[0] if hosts else "", now=now,
+    )
+    bundle = tuple(intermediates) if m.bundle else ()
+    entry = entry_for(issued.cert, name=name, role=role, issuer=ca.issuing, file=file, key_file=key_file)
+    return entry, cert_pem(issued.cert, *bundle), key_pem(issued.key)
+
+
+@dataclass
+class Plan:
+    """Accumulates one Change."""
+
+    manifest: Manifest
+    files: dict[str, bytes]
+    private: set[str]
+    replaces: set[str]
+    done: list[CertEntry]
+
+    @classmethod
+    def on(cls, m: Manifest) -> Plan:
+        return cls(m, {}, set(), set(), [])
+
+    def retire(self, old: CertEntry, read: Reader) -> None:
+        """Keep the old files as NAME.crt.<serial>.bak; a revoked entry stays listed for the CRL."""
+        bak_crt, bak_key = f"{old.file}.{old.serial}.bak", f"{old.key_file}.{old.serial}.bak"
+        self.files[bak_crt] = must(read(old.file), old.file)
+        key = read(old.key_file)
+        if key is not None:
+            self.files[bak_key] = key
+            self.private.add(bak_key)
+        if old.revoked:
+            archived = replace(old, name=f"{old.name}@{old.serial}", file=bak_crt, key_file=bak_key)
+            self.manifest = self.manifest.with_cert(archived)
+        self.replaces |= {old.file, old.key_file}
+
+    def add(self, entry: CertEntry, crt: bytes, key: bytes) -> None:
+        self.manifest = self.manifest.with_cert(entry)
+        self.files[entry.file] = crt
+        self.files[entry.key_file] = key
+        self.private.add(entry.key_file)
+        self.done.append(entry)
+
+    def change(self) -> Change:
+        return Change(self.manifest, self.files, frozenset(self.private), frozenset(self.replaces), tuple(self.done))
+
+
+def plan_issue(
+    m: Manifest, ca: Ca, requests: list[LeafRequest], read: Reader, *, days: int = 365,
+    key_type: str | None = None, force: bool = False, now: dt.datetime | None = None,
+) -> Change:
+    """Mint new server or client leaves; an existing name needs `force` and is kept as .bak."""
+    now = now or certs.utcnow()
+    days = leaf_days(ca, days, now)
+    key_type = key_type or m.key_type
+    plan = Plan.on(m)
+    seen: set[str] = set()
+    for req in requests:
+        name = validate_name(req.name)
+        if name in seen:
+            raise InputError(f"--name {name} is given twice")
+        seen.add(name)
+        old = m.certificates.get(name)
+        if old is not None:
+            if old.role != req.role:
+                raise InputError(f"{name} is a {old.role} certificate; choose another --name")
+            if not force:
+                raise StateError(f"{name} already exists in this PKI; pass --force to replace it, or renew it")
+            plan.retire(old, read)
+        if req.role == "server":
+            if not req.hosts:
+                raise InputError("issue server needs at least one --db-host")
+            hosts = tuple(host_text(certs.parse_host(h)) for h in req.hosts)
+            cn = req.cn or hosts[0]
+        else:
+            hosts, cn = (), client_cn(req.cn, name, m.db_user)
+        entry, crt, key = mint(
+            m, ca, name=name, role=req.role, cn=cn, hosts=hosts, key=certs.generate_key(key_type),
+            days=days, now=now, file=f"{name}.crt", key_file=f"{name}.key",
+        )
+        plan.add(entry, crt, key)
+    return plan.change()

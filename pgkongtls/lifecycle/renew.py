@@ -1,0 +1,55 @@
+"""`renew`: re-issue leaves with the same subject, SANs and file names, so no rendered config changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+
+from pgkongtls import certs
+from pgkongtls.errors import InputError, StateError
+from pgkongtls.lifecycle.base import LEAF_ROLES, Ca, Reader, key_type_of_cert, load_key, lookup, same_key
+from pgkongtls.lifecycle.issue import Plan, leaf_days, max_days, mint
+from pgkongtls.manifest import Change, Manifest, parse_iso
+
+
+def select_expiring(m: Manifest, window: dt.timedelta, now: dt.datetime) -> list[str]:
+    """Leaves in service (not revoked) whose notAfter falls within the window."""
+    return sorted(
+        e.name for e in m.certificates.values()
+        if e.role in LEAF_ROLES and not e.revoked and parse_iso(e.not_after) <= now + window
+    )
+
+
+def plan_renew(
+    m: Manifest, ca: Ca, found: dict[str, x509.Certificate], names: list[str], read: Reader, *,
+    reuse_key: bool = False, days: int | None = None, now: dt.datetime | None = None,
+) -> Change:
+    """Re-issue leaves; the lifetime stays the old one unless `days` is given, and never outlives the CA."""
+    now = now or certs.utcnow()
+    plan = Plan.on(m)
+    for name in dict.fromkeys(names):
+        old = lookup(m, name)
+        if "@" in name:
+            raise InputError(f"{name} is a revoked certificate kept for the CRL; renew {name.split('@')[0]} instead")
+        if old.role not in LEAF_ROLES:
+            raise InputError(f"{name} is a CA; renew re-issues server and client certificates; "
+                             "for a new CA re-create the PKI with pgkongtls init --force")
+        cert = found[name]
+        if reuse_key:
+            if old.revocation_reason == "keyCompromise":
+                raise InputError(f"{name} was revoked for keyCompromise; renew it without --reuse-key")
+            key = load_key(read(old.key_file), old.key_file, None)
+            if not same_key(key, cert):
+                raise StateError(f"{old.key_file} does not belong to {old.file}; renew without --reuse-key")
+        else:
+            key = certs.generate_key(key_type_of_cert(cert))
+        lifetime = (parse_iso(old.not_after) - parse_iso(old.not_before) - certs.BACKDATE).days
+        want = leaf_days(ca, days, now) if days is not None else max(1, min(lifetime, max_days(ca, now)))
+        plan.retire(old, read)
+        entry, crt, key_bytes = mint(
+            m, ca, name=name, role=old.role, cn=old.cn, hosts=old.sans, key=key, days=want, now=now,
+            file=old.file, key_file=old.key_file,
+        )
+        plan.add(entry, crt, key_bytes)
+    return plan.change()

@@ -1,0 +1,119 @@
+"""`status`: every certificate's state and the CRL's, as data.
+
+The library says what is due and which remedy applies (`Remedy`); the CLI
+words the command line for it and picks the exit code cron and monitoring see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from pgkongtls import DEFAULT_WARN_DAYS, certs
+from pgkongtls.lifecycle.base import LEAF_ROLES, check_days
+from pgkongtls.manifest import ROLES, Manifest, iso, parse_iso
+
+
+class Remedy(enum.Enum):
+    """What fixes a notice; cli_lifecycle turns it into the command to run."""
+
+    RENEW = "renew"  # a leaf: renew it
+    NEW_PKI = "new-pki"  # a CA: a new CA means a new PKI
+    RESIGN_CRL = "crl"  # the CRL: re-sign it and ship it to the database
+
+
+@dataclass(frozen=True)
+class CertStatus:
+    """One row of `pgkongtls status`."""
+
+    name: str
+    role: str
+    cn: str
+    sans: tuple[str, ...]
+    issuer: str | None
+    serial: str
+    not_after: str
+    days_left: int
+    state: str  # valid, expiring, expired, revoked
+    revoked: str | None = None
+    revocation_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CrlStatus:
+    """The CRL row: its nextUpdate is a deadline for the whole database."""
+
+    file: str
+    next_update: str
+    days_left: int
+    state: str  # valid, expiring, expired
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A warning (within --warn-days) or an expiry: what happened, and the remedy."""
+
+    name: str
+    severity: str  # warning, expired
+    message: str
+    remedy: Remedy
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `status` reports."""
+
+    now: str
+    warn_days: int
+    certificates: tuple[CertStatus, ...]
+    crl: CrlStatus | None
+    notices: tuple[Notice, ...]
+
+    @property
+    def expired(self) -> list[str]:
+        """Names of what has expired while in service (certificates, the CRL)."""
+        return [n.name for n in self.notices if n.severity == "expired"]
+
+
+def _days_left(when: dt.datetime, now: dt.datetime) -> int:
+    return int((when - now).total_seconds() // 86400)
+
+
+def _state(when: dt.datetime, now: dt.datetime, warn: dt.timedelta) -> str:
+    if when <= now:
+        return "expired"
+    return "expiring" if when - now <= warn else "valid"
+
+
+def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: int = DEFAULT_WARN_DAYS) -> Status:
+    """Every certificate's state plus the CRL's, with a notice for each that is due."""
+    now = now or certs.utcnow()
+    check_days(warn_days, "--warn-days", 0, 36500)
+    warn = dt.timedelta(days=warn_days)
+    rows: list[CertStatus] = []
+    notices: list[Notice] = []
+    order = {r: i for i, r in enumerate(ROLES)}
+    for e in sorted(m.certificates.values(), key=lambda e: (order[e.role], e.name)):
+        when = parse_iso(e.not_after)
+        state = "revoked" if e.revoked else _state(when, now, warn)
+        left = _days_left(when, now)
+        rows.append(CertStatus(e.name, e.role, e.cn, e.sans, e.issuer, e.serial, e.not_after, left, state,
+                               e.revoked, e.revocation_reason))
+        remedy = Remedy.RENEW if e.role in LEAF_ROLES else Remedy.NEW_PKI
+        if state == "expired":
+            notices.append(Notice(e.name, "expired", f"{e.name} expired on {e.not_after[:10]}", remedy))
+        elif state == "expiring":
+            notices.append(Notice(e.name, "warning", f"{e.name} expires in {left} days ({e.not_after[:10]})", remedy))
+    crl: CrlStatus | None = None
+    if m.crl_file and m.crl_next_update:
+        when = parse_iso(m.crl_next_update)
+        crl = CrlStatus(m.crl_file, m.crl_next_update, _days_left(when, now), _state(when, now, warn))
+        if crl.state == "expired":
+            notices.append(Notice(m.crl_file, "expired", f"{m.crl_file} nextUpdate passed on {m.crl_next_update[:10]}: "
+                                  "PostgreSQL now refuses every client certificate", Remedy.RESIGN_CRL))
+        elif crl.state == "expiring":
+            notices.append(Notice(m.crl_file, "warning", f"{m.crl_file} nextUpdate is in {crl.days_left} days "
+                                  f"({m.crl_next_update[:10]}): then PostgreSQL refuses every client certificate",
+                                  Remedy.RESIGN_CRL))
+    return Status(iso(now), warn_days, tuple(rows), crl, tuple(notices))
