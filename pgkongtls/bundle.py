@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import posixpath
+import shlex
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,6 +210,17 @@ def _bundle(m: Manifest, read: Reader, host: str, ssl_dir: str, files: list[Bund
     _check_no_ca_key(files, m, read)
     return Bundle(host=host, ssl_dir=ssl_dir, os_user=DEFAULT_OS_USER[host], pki=m.root_fingerprint(),
                   files=tuple(files), config=check_config(config) if config else None)
+
+
+def bundle_command(pki_dir: str, host: str, name: str | None = None) -> str:
+    """The `bundle` command the hints print: re-runnable (--force), paths from the manifest."""
+    default = "server" if host == "postgres" else "client"
+    stem = posixpath.normpath(pki_dir) + ("-db" if host == "postgres" else "-kong")
+    option = ""
+    if name and name != default:
+        stem, option = f"{stem}-{name}", f" {'--server' if host == 'postgres' else '--client'} {shlex.quote(name)}"
+    return (f"pgkongtls bundle {host} --dir {shlex.quote(posixpath.normpath(pki_dir))}{option} "
+            f"--out {shlex.quote(stem + '-bundle')} --force")
 
 
 def plan(host: str, m: Manifest, read: Reader, opts: Options) -> Bundle:

@@ -54,11 +54,12 @@ _RELOAD_FAILURES = re.compile(
 )
 
 
-def cli_stderr(*args: str) -> str:
+def cli_stderr(*args: str, cwd: Path | None = None) -> str:
     """`python -m pgkongtls ARGS` for commands that talk to people: their stderr, or CliError."""
     from .pkis import CliError
 
-    res = subprocess.run([sys.executable, "-m", "pgkongtls", *args], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-m", "pgkongtls", *args], capture_output=True, text=True, timeout=120,
+                         cwd=cwd)
     if res.returncode != 0:
         raise CliError(f"pgkongtls {' '.join(args)} exited {res.returncode}: {res.stderr.strip()}")
     return res.stderr
@@ -250,14 +251,15 @@ class Cluster:
     def bundle(self, pki: Pki, *args: str) -> Path:
         """`pgkongtls bundle postgres --dir PKI --out <new dir> --ssl-dir <this cluster's> ARGS`.
 
-        It records that ssl dir as the PKI's postgres deploy path (what `render postgres` then
-        defaults to); every harness render passes --pg-dir, so a shared PKI renders as before."""
+        It records that ssl dir and the data directory as the PKI's postgres deploy paths (what
+        `render postgres` and the hints then use); every harness render passes --pg-dir, so a shared
+        PKI renders as before."""
         from .pkis import cli
 
         assert self.deploy_ssl_dir is not None, "bundle/install need Cluster(deployed=True)"
         out = self.dir.parent / f"bundle-{self.dir.name}-{next(_BUNDLES)}"
         cli("bundle", "postgres", "--dir", str(pki.dir), "--out", str(out), "--ssl-dir", str(self.deploy_ssl_dir),
-            *args)
+            "--pg-conf-dir", str(self.data_dir), *args)
         return out
 
     def install(self, bundle: Path, *args: str) -> str:

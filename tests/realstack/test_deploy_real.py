@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import shlex
 import stat
 import subprocess
 from collections.abc import Callable
@@ -125,19 +126,44 @@ def test_reload_reports_what_postgres_refused_one_line_each(
     assert not kong_login(kong, pki, c).ok  # the old rules are still in force
 
 
+def run_printed(stderr: str, prefix: str) -> str:
+    """Run the one `next:` command that starts with `prefix`, as printed (up to its ';'), from where the
+    PKI and its bundles are; its stderr."""
+    lines = [ln.removeprefix("next: ") for ln in stderr.splitlines() if ln.startswith(f"next: {prefix}")]
+    assert len(lines) == 1, stderr
+    argv = shlex.split(lines[0].split(";")[0].split(" && ")[0])
+    assert argv[0] == "pgkongtls", lines[0]
+    return cli_stderr(*argv[1:])
+
+
+def follow_postgres_hint(stderr: str, where: Path) -> str:
+    """The hint's bundle command, then the install command that bundle prints, run from `where` (the
+    database host's copy of the bundle sits beside the PKI here)."""
+    made = run_printed(stderr, "pgkongtls bundle postgres")
+    install = [ln for ln in made.splitlines() if ln.startswith("next: on that host: pgkongtls install ")]
+    assert len(install) == 1, made
+    argv = shlex.split(install[0].removeprefix("next: on that host: "))
+    return cli_stderr(*argv[1:], cwd=where)
+
+
 def test_day2_issue_bundle_install_then_revoke_one_node(pkis: PkiFactory, deployed: Cluster,
                                                       kong: KongEquivalent) -> None:
+    """The day-2 path exactly as the hints print it: issue -> bundle -> install --reload -> log in;
+    revoke -> bundle -> install --reload -> refused, while the other nodes still connect."""
     fleet = pkis.fresh("intermediate", "ecdsa-p256", tag="deploy-fleet")
-    cli("issue", "client", "--dir", str(fleet.dir), *[a for n in NODES for a in ("--name", n)], "--cn", "{name}")
-    deployed.deploy(fleet)
+    deployed.deploy(fleet)  # the first deployment records the ssl and config directories
+    issued = cli_stderr("issue", "client", "--dir", str(fleet.dir), *[a for n in NODES for a in ("--name", n)],
+                        "--cn", "{name}")
+    assert "reloaded: PostgreSQL took the new files" in follow_postgres_hint(issued, fleet.dir.parent)
     hba = (deployed.data_dir / "pg_hba.conf").read_text()
-    assert "hostssl all kong all cert map=pgkongtls" in hba
+    assert hba.count("hostssl all kong all cert map=pgkongtls") == 1
+    assert "pgkongtls /^kong-node-[0-9]+$ kong" in (deployed.data_dir / "pg_ident.conf").read_text()
     for node in NODES:
         res = kong_login(kong, fleet, deployed, node)
         assert res.ok, (node, res)
-    cli("revoke", "--dir", str(fleet.dir), "kong-node-2", "--reason", "keyCompromise")
-    applied = deployed.deploy(fleet)  # bundle (now with crl.pem) + install --reload
-    assert f"ssl_crl_file = '{deployed.deploy_ssl_dir}/crl.pem'" in applied.postgres_conf
+    revoked = cli_stderr("revoke", "--dir", str(fleet.dir), "kong-node-2", "--reason", "keyCompromise")
+    assert "reloaded: PostgreSQL took the new files" in follow_postgres_hint(revoked, fleet.dir.parent)
+    assert deployed.sql("SHOW ssl_crl_file")[0][0] == f"{deployed.deploy_ssl_dir}/crl.pem"
     with pytest.raises(Refused, match="certificate revoked"):  # the TLS alert libpq got names the revocation
         libpq_connect(port=deployed.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=fleet.trust_file,
                       sslcert=fleet.cert_file("kong-node-2"), sslkey=fleet.key_file("kong-node-2"))
