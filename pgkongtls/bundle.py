@@ -217,8 +217,9 @@ def bundle_command(pki_dir: str, host: str, name: str | None = None) -> str:
     default = "server" if host == "postgres" else "client"
     stem = posixpath.normpath(pki_dir) + ("-db" if host == "postgres" else "-kong")
     option = ""
-    if name and name != default:
-        stem, option = f"{stem}-{name}", f" {'--server' if host == 'postgres' else '--client'} {shlex.quote(name)}"
+    if name and name != default:  # the certificate's name says the host: pki-replica-1-bundle
+        stem = f"{posixpath.normpath(pki_dir)}-{name}"
+        option = f" {'--server' if host == 'postgres' else '--client'} {shlex.quote(name)}"
     return (f"pgkongtls bundle {host} --dir {shlex.quote(posixpath.normpath(pki_dir))}{option} "
             f"--out {shlex.quote(stem + '-bundle')} --force")
 

@@ -97,7 +97,7 @@ def test_issue_a_fleet_summarises_instead_of_listing(pki: Path) -> None:
 def test_issue_server_for_a_replica(pki: Path) -> None:
     r = ok("issue", "server", "--name", "replica-1", "--db-host", "replica1.internal", "--db-host", "10.0.0.6")
     assert "SAN: replica1.internal, 10.0.0.6" in r.stderr
-    assert ("next: pgkongtls bundle postgres --dir pki --server replica-1 --out pki-db-replica-1-bundle --force; "
+    assert ("next: pgkongtls bundle postgres --dir pki --server replica-1 --out pki-replica-1-bundle --force; "
             "then, on that server, the pgkongtls install command it prints\n") in r.stderr
     assert "ssl_cert_file = '/etc/postgresql/pgkongtls/replica-1.crt'" in ok(  # never the PKI directory
         "render", "postgres", "--server", "replica-1").stdout
