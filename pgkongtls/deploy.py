@@ -39,10 +39,11 @@ def make_bundle(pki_dir: Path, host: str, out: Path, opts: b.Options, *, tar: Pa
     files[b.DESCRIPTION] = b.describe(plan).encode()
     previous: frozenset[str] | None = None
     if Path(out).exists():
-        old = fsio.read_text(Path(out) / b.DESCRIPTION)
-        if not force or old is None:
-            raise StateError(f"{out} exists" + ("" if old is None else "; pass --force to replace the bundle there")
-                             + ("; choose another --out" if old is None else ""))
+        old = fsio.read_text(Path(out) / b.DESCRIPTION) if Path(out).is_dir() else None
+        if old is None:
+            raise StateError(f"{out} exists and is not a bundle; choose another --out")
+        if not force:
+            raise StateError(f"{out} exists; pass --force to replace the bundle there")
         previous = frozenset(os.listdir(out))
     if tar is not None and Path(tar).exists():
         raise StateError(f"{tar} exists; remove it or choose another --tar")
@@ -137,12 +138,13 @@ def _ssl_files(plan: Plan, bun: b.Bundle, ssl_dir: Path, who: Account, *, key_gr
     state_path = ssl_dir / STATE_FILE
     raw = fsio.read_text(state_path) if ssl_dir.exists() else None
     try:
-        state = json.loads(raw) if raw else {}
+        parsed = json.loads(raw) if raw else {}
     except ValueError:
-        state = {}
+        parsed = {}
+    state: dict[str, str] = parsed if isinstance(parsed, dict) else {}  # damaged: nothing counts as ours
     missing = [d for d in [*reversed(ssl_dir.parents), ssl_dir] if not d.exists()]
     plan.dirs += [fsio.HostDir(d, 0, 0, SSL_DIR_MODE) for d in missing]  # like mkdir -p, root-owned
-    new_state = dict(state) if isinstance(state, dict) else {}
+    new_state = dict(state)
     for f in bun.files:
         if f.destination is None:
             continue

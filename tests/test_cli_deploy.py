@@ -68,7 +68,7 @@ def test_bundle_is_a_0700_directory_with_a_0600_key_and_no_ca_key(pg_bundle: Pat
 def test_bundle_refuses_an_existing_directory_it_did_not_write(in_tmp: Path) -> None:
     (in_tmp / "taken").mkdir()
     r = run("bundle", "kong", "--dir", "pki", "--out", "taken")
-    assert r.exit_code == 1 and r.stderr == "Error: taken exists; choose another --out\n"
+    assert r.exit_code == 1 and r.stderr == "Error: taken exists and is not a bundle; choose another --out\n"
     ok("bundle", "kong", "--dir", "pki", "--out", "kb")
     r = run("bundle", "kong", "--dir", "pki", "--out", "kb")
     assert r.exit_code == 1 and r.stderr == "Error: kb exists; pass --force to replace the bundle there\n"
