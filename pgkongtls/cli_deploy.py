@@ -158,7 +158,8 @@ def install(directory: Path, pg_conf_dir: Path | None, kong_conf: Path | None, s
         return
     changed = deploy.apply(plan)
     _plain([f"installed: {p}" for p in changed] + ([] if changed else ["nothing to change: already installed"])
-           + [f"next: {n}" for n in plan.notes if not (do_reload and "reload" in n)])
+           + [n if n.startswith("warning: ") else f"next: {n}" for n in plan.notes
+              if not (do_reload and n.startswith("reload"))])
     if do_reload:
         assert pg_conf_dir is not None
         from pgkongtls import pgreload

@@ -212,8 +212,12 @@ def plan_postgres(bun: b.Bundle, conf_dir: Path, *, ssl_dir: str | None, os_user
     pg_owner = fsio.file_owner(paths["postgresql.conf"])
     plan.add(own, ins.owned_pg_conf(_snippet(bun, "postgresql.conf")).encode(), pg_owner,
              old_own.encode() if old_own is not None else None)
-    _config(plan, paths["pg_hba.conf"], ins.pg_hba(texts["pg_hba.conf"] or "", _snippet(bun, "pg_hba.conf")),
-            texts["pg_hba.conf"])
+    hba = ins.pg_hba(texts["pg_hba.conf"] or "", _snippet(bun, "pg_hba.conf"))
+    _config(plan, paths["pg_hba.conf"], hba, texts["pg_hba.conf"])
+    above = ins.rules_above(hba, "pg_hba.conf")
+    if above:
+        plan.notes.append(f"warning: {len(above)} rule line(s) above the pgkongtls block in {paths['pg_hba.conf']} "
+                          f"(first: {above[0]!r}); the first match wins, so move the block to the top")
     ident_new = ins.pg_ident(texts["pg_ident.conf"] or "", _snippet(bun, "pg_ident.conf"))
     ident_old = texts["pg_ident.conf"]
     owner = fsio.file_owner(paths["pg_ident.conf"]) if ident_old is not None else pg_owner

@@ -78,6 +78,14 @@ def pg_hba(text: str, snippet: str) -> str:
     return set_block(text, "pg_hba.conf", snippet, top=True)
 
 
+def rules_above(text: str, what: str) -> list[str]:
+    """pg_hba rule lines above our block: with first match wins, one of them may take Kong's connections."""
+    found = find_block(text, what)
+    if found is None:
+        return []
+    return [ln.strip() for ln in _lines(text)[:found[0]] if ln.strip() and not ln.lstrip().startswith("#")]
+
+
 def pg_ident(text: str, snippet: str) -> str:
     return set_block(text, "pg_ident.conf", snippet, top=False)
 

@@ -47,6 +47,13 @@ def test_install_twice_is_byte_identical_and_lines_outside_stay(before: list[str
     assert again == text + "".join(ins._block("pg_hba.conf", HBA)) + "".join(f"{ln}\n" for ln in after)
 
 
+def test_rules_above_the_block_are_named_and_none_when_it_is_first() -> None:
+    assert ins.rules_above(ins.pg_hba(INITDB_HBA, HBA), "pg_hba.conf") == []
+    moved = INITDB_HBA + "".join(ins._block("pg_hba.conf", HBA))
+    assert ins.rules_above(moved, "pg_hba.conf")[0] == "local   all             all                                     trust"
+    assert len(ins.rules_above(moved, "pg_hba.conf")) == 3
+
+
 def test_a_doubled_block_is_an_error_naming_the_line() -> None:
     block = "".join(ins._block("pg_hba.conf", HBA))
     with pytest.raises(InputError, match=r"^pg_hba.conf has a damaged or doubled pgkongtls block \(line 1\)"):

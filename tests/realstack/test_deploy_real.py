@@ -20,7 +20,7 @@ import pytest
 
 from .clients import Refused, libpq_connect
 from .kong import KongEquivalent, KongResult
-from .pg import Cluster, cli_stderr
+from .pg import Cluster, cli_stderr, write_owned
 from .pkis import DB_IP, DB_NAME, CliError, Pki, PkiFactory, cli
 
 pytestmark = pytest.mark.realstack
@@ -76,6 +76,23 @@ def test_install_onto_initdb_cluster_puts_kong_first_and_keeps_initdb_lines(
         libpq_connect(port=c.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=pki.trust_file, password="x")
     with pytest.raises(Refused, match="no encryption"):
         libpq_connect(port=c.port, host=DB_IP, sslmode="disable", password="kong-test-password")
+
+
+def test_twin_the_block_below_initdb_lines_loses_to_them_and_install_says_so(
+        pkis: PkiFactory, new_cluster: Callable[..., Cluster], kong: KongEquivalent) -> None:
+    """What `render hba >> pg_hba.conf` did: initdb's scram line matches first, Kong has no password."""
+    pki = pkis.get("intermediate", "ecdsa-p256")
+    c = new_cluster(deployed=True)
+    c.deploy(pki)
+    hba = c.data_dir / "pg_hba.conf"
+    text = hba.read_text()
+    block = text[:text.index("# END pgkongtls pg_hba.conf\n") + len("# END pgkongtls pg_hba.conf\n")]
+    write_owned(hba, (text.removeprefix(block) + block).encode(), 0o600)  # the operator moved it down
+    c.reload()
+    res = kong_login(kong, pki, c)
+    assert not res.ok and "asks for a password (SCRAM-SHA-256)" in res.message, res
+    err = c.install(c.bundle(pki))
+    assert "warning: 6 rule line(s) above the pgkongtls block" in err and "move the block to the top" in err
 
 
 def test_install_twice_is_byte_identical_with_each_block_once(pkis: PkiFactory, deployed: Cluster) -> None:
