@@ -274,7 +274,8 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
            database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
            pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
-           connection: bool, ro_server: str | None, port: int, url: bool, k8s_for: str | None, namespace: str, k8s_prefix: str, with_keys: bool,
+           connection: bool, ro_server: str | None,
+           port: int, url: bool, k8s_for: str | None, namespace: str, k8s_prefix: str, with_keys: bool,
            include_ca_key: bool, write_dir: Path | None, force: bool) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
 
