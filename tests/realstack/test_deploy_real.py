@@ -227,3 +227,19 @@ def test_kong_install_key_is_read_by_the_kong_worker_user(pkis: PkiFactory, depl
     res = kong.connect(text, port=deployed.port)  # the installed kong.conf, as Kong would read it
     assert res.ok, res
     assert os.stat(host / "ssl").st_mode & 0o005 == 0o005
+
+
+def test_renew_server_then_the_printed_commands_serve_the_new_certificate(pkis: PkiFactory, deployed: Cluster,
+                                                                         kong: KongEquivalent) -> None:
+    """After renew the key is still postgres 0600 (install sets it), and the server presents the new leaf."""
+    pki = pkis.fresh("intermediate", "ecdsa-p256", tag="deploy-renew")
+    deployed.deploy(pki)
+    old = pki.manifest.certificates["server"].sha256
+    renewed = cli_stderr("renew", "--dir", str(pki.dir), "server")
+    follow_postgres_hint(renewed, pki.dir.parent)  # install --reload fails unless the new leaf is served
+    assert pki.manifest.certificates["server"].sha256 != old
+    assert deployed.deploy_ssl_dir is not None
+    st = (deployed.deploy_ssl_dir / "server.key").stat()
+    assert (pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)) == ("postgres", 0o600)
+    res = kong_login(kong, pki, deployed)
+    assert res.ok, res
