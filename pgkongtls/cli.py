@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from pgkongtls import KEY_TYPES, __version__
+from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
+from pgkongtls.cli_topology import topology_options
+from pgkongtls.consumers import PG_DEFAULT_PORT
 from pgkongtls.render_k8s import K8S_TARGETS
 
 if TYPE_CHECKING:
@@ -228,11 +231,12 @@ def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: st
         print_summary(out, m, [f"pgkongtls render all --dir {out} --write {out}-config"])
 
 
-RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "kubernetes", "all")
+RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "kubernetes", "all",
+                  *TOPOLOGY_TARGETS)
 
 
 @main.command()
-@click.argument("target", type=click.Choice(RENDER_TARGETS))
+@click.argument("target", type=click.Choice(RENDER_TARGETS), metavar="TARGET")
 @click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
               help="The PKI directory made by pgkongtls init.")
 @click.option("--pg-dir", default=None, help="Where the files live on the database host [default: the recorded "
@@ -258,9 +262,9 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
 @click.option("--host", default=None, help="libpq / kong --connection host [default: --server's first SAN]; "
               "must be in its certificate.")
-@click.option("--connection", is_flag=True, help="kong: also pg_host, pg_port, pg_user, pg_database.")
-@click.option("--ro-server", default=None, help="kong --connection: pg_ro_host from this server certificate (replica).")
-@click.option("--port", type=int, default=5432, show_default=True, help="libpq/jdbc port.")
+@click.option("--connection", is_flag=True, help="kong: also pg_host, pg_port, pg_user, pg_database "
+              "(pg_ro_host: --ro-server).")
+@click.option("--port", type=int, default=PG_DEFAULT_PORT, show_default=True, help="libpq/jdbc port.")
 @click.option("--url", is_flag=True, help="libpq: a postgresql:// URL (node-postgres) instead of keywords.")
 @click.option("--for", "k8s_for", type=click.Choice(K8S_TARGETS), default=None,
               help="kubernetes: whose Secret shapes to write.")
@@ -271,13 +275,16 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.option("--write", "write_dir", type=click.Path(path_type=Path), default=None,
               help="Write snippet file(s) into this directory instead of printing.")
 @click.option("--force", is_flag=True, help="Let --write replace existing files.")
+@topology_options
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
            database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
            pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
-           connection: bool, ro_server: str | None,
+           connection: bool,
            port: int, url: bool, k8s_for: str | None, namespace: str, k8s_prefix: str, with_keys: bool,
-           include_ca_key: bool, write_dir: Path | None, force: bool) -> None:
+           include_ca_key: bool, write_dir: Path | None, force: bool, **topo: Any) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
+
+    TARGET is one of: postgres, hba, ident, kong, kong-env, libpq, all, standby, pgbouncer, patroni.
 
     \b
     Example:
@@ -289,6 +296,14 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
       pgkongtls render jdbc --dir pki --kong-dir /etc/app/ssl
       pgkongtls render kubernetes --dir pki --for kong-helm --namespace kong --with-keys
       pgkongtls render all --dir pki --write out/
+
+    \b
+    More than one database (README, "Topologies"): standby, pgbouncer, patroni, and
+      pgkongtls render hba --dir pki --replication replicator >> pg_hba.conf
+      pgkongtls render standby --dir pki --client replicator --primary db-1.internal --server db-2
+      pgkongtls render pgbouncer --dir pki --server pgbouncer --client pgbouncer-up
+      pgkongtls render kong --dir pki --via pgbouncer --ro-server db-2
+      pgkongtls render patroni --dir pki --node db-1 --replication replicator --ctl-client patroni
     """
     from pgkongtls import fsio
     from pgkongtls import render as r
@@ -301,7 +316,14 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     files = r.Files(pg_dir=pg_dir or m.deploy_dir("postgres"), kong_dir=kong_dir or m.deploy.get("kong") or here,
                     server=server_name, client=client_name)
     chosen_auth = auth or r.default_auth(edition)
-    if target == "all":
+    from pgkongtls.cli_topology import check_options, render_target
+
+    check_options(target, topo)
+    if target in TOPOLOGY_TARGETS:
+        source = click.get_current_context().get_parameter_source("client_name")
+        out = render_target(target, m, files, auth=auth, user=user, min_tls=min_tls, edition=edition,
+                            client_given=source is not click.core.ParameterSource.DEFAULT, **topo)
+    elif target == "all":
         if write_dir is None:
             fail("render all writes one file per snippet; pass --write DIR")
         out = r.render_all(m, files, edition=edition, auth=chosen_auth, min_tls=min_tls,
@@ -311,13 +333,15 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
         renderers = {
             "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls),
             "hba": lambda: r.render_hba(m, auth=chosen_auth, edition=edition, database=database, user=user,
-                                        address=address, reject_plaintext=reject_plaintext),
-            "ident": lambda: r.render_ident(m, user=user),
-            "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system) + (
+                                        address=address, reject_plaintext=reject_plaintext,
+                                        replication=topo["replication"]),
+            "ident": lambda: r.render_ident(m, user=user, replication=topo["replication"]),
+            "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
+                                          via=topo["via"], ro_server=topo["ro_server"]) + (
                 r.render_kong_connection(m, server=server_name, host=host, port=port, user=user, database=db_name,
-                                         ro_server=ro_server) if connection else ""),
+                                         via=topo["via"]) if connection else ""),
             "kong-env": lambda: r.render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version,
-                                                  system=system),
+                                                  system=system, via=topo["via"], ro_server=topo["ro_server"]),
             "libpq": lambda: (rc.render_libpq_url(m, files, host=host, user=user, port=port, database=db_name)
                               if url else r.render_libpq(m, files, host=host, user=user)),
             "kubernetes": lambda: rk.render_kubernetes(m, fsio.reader(pki_dir), rk.K8sOptions(

@@ -7,11 +7,14 @@ Nothing here reads a file or knows about pgkongtls's own PKI layout.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
-from collections.abc import Mapping
+import re
+import stat
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pgkongtls.confparse import KongValue
+from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Token
 
 if TYPE_CHECKING:  # cryptography is imported where it is used, so `render` never loads it
     from cryptography import x509
@@ -34,6 +37,11 @@ SYSTEM_BUNDLES = (
 )
 #: PostgreSQL's defaults for the file settings (relative to the data directory).
 PG_DEFAULT_FILES = {"ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "", "ssl_crl_file": ""}
+#: PostgreSQL's default port.
+PG_DEFAULT_PORT = 5432
+#: Kong's pgmoon sends no SNI and checks no host name; libpq sends SNI (its `sslsni=1` default).
+KONG_SENDS_SNI = False
+LIBPQ_SENDS_SNI = True
 
 
 def _wildcard_match(pattern: str, host: str) -> bool:
@@ -114,6 +122,200 @@ def kong_depth(values: Mapping[str, KongValue]) -> int | None:
     if raw is None:
         return KONG_DEFAULT_DEPTH
     return int(raw.value) if raw.value.isdigit() else None
+
+
+def kong_keeps_quotes(value: str) -> bool:
+    """kong.conf keeps quotes in values: a quoted path names a file that does not exist."""
+    return len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]
+
+
+# --------------------------------------------------------------------------- OpenSSL
+
+
+class X509Err(enum.IntEnum):
+    """OpenSSL's X509_V_ERR_* codes that verify and probe meet; `.text` is X509_verify_cert_error_string."""
+
+    UNABLE_TO_GET_ISSUER_CERT = 2
+    UNABLE_TO_GET_CRL = 3
+    UNABLE_TO_DECRYPT_CERT_SIGNATURE = 4
+    CERT_SIGNATURE_FAILURE = 7
+    CERT_NOT_YET_VALID = 9
+    CERT_HAS_EXPIRED = 10
+    CRL_NOT_YET_VALID = 11
+    CRL_HAS_EXPIRED = 12
+    DEPTH_ZERO_SELF_SIGNED_CERT = 18
+    SELF_SIGNED_CERT_IN_CHAIN = 19
+    UNABLE_TO_GET_ISSUER_CERT_LOCALLY = 20
+    UNABLE_TO_VERIFY_LEAF_SIGNATURE = 21
+    CERT_CHAIN_TOO_LONG = 22
+    CERT_REVOKED = 23
+    INVALID_CA = 24
+    PATH_LENGTH_EXCEEDED = 25
+    INVALID_PURPOSE = 26
+    CERT_UNTRUSTED = 27
+    CERT_REJECTED = 28
+    MISSING_KEY_USAGE = 92
+
+    @property
+    def text(self) -> str:
+        return _X509_TEXTS[self]
+
+
+_X509_TEXTS = {
+    X509Err.UNABLE_TO_GET_ISSUER_CERT: "unable to get issuer certificate",
+    X509Err.UNABLE_TO_GET_CRL: "unable to get certificate CRL",
+    X509Err.UNABLE_TO_DECRYPT_CERT_SIGNATURE: "unable to decrypt certificate's signature",
+    X509Err.CERT_SIGNATURE_FAILURE: "certificate signature failure",
+    X509Err.CERT_NOT_YET_VALID: "certificate is not yet valid",
+    X509Err.CERT_HAS_EXPIRED: "certificate has expired",
+    X509Err.CRL_NOT_YET_VALID: "CRL is not yet valid",
+    X509Err.CRL_HAS_EXPIRED: "CRL has expired",
+    X509Err.DEPTH_ZERO_SELF_SIGNED_CERT: "self-signed certificate",
+    X509Err.SELF_SIGNED_CERT_IN_CHAIN: "self-signed certificate in certificate chain",
+    X509Err.UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "unable to get local issuer certificate",
+    X509Err.UNABLE_TO_VERIFY_LEAF_SIGNATURE: "unable to verify the first certificate",
+    X509Err.CERT_CHAIN_TOO_LONG: "certificate chain too long",
+    X509Err.CERT_REVOKED: "certificate revoked",
+    X509Err.INVALID_CA: "invalid CA certificate",
+    X509Err.PATH_LENGTH_EXCEEDED: "path length constraint exceeded",
+    X509Err.INVALID_PURPOSE: "unsupported certificate purpose",
+    X509Err.CERT_UNTRUSTED: "certificate not trusted",
+    X509Err.CERT_REJECTED: "certificate rejected",
+    X509Err.MISSING_KEY_USAGE: "CA cert does not include key usage extension",
+}
+
+
+def x509_error_text(code: int) -> str:
+    """OpenSSL's text for a verify error code, or the bare code for one not listed above."""
+    try:
+        return X509Err(code).text
+    except ValueError:
+        return f"X509 verify error {code}"
+
+
+#: OpenSSL's reason (X509_R_KEY_VALUES_MISMATCH) when a certificate and a private key do not belong together.
+OPENSSL_KEY_MISMATCH = "key values mismatch"
+#: Who refuses what OpenSSL's X509_STRICT refuses (the flag Python 3.13's default SSL context sets).
+STRICT_WHO = "Python 3.13's default SSL context (asyncpg) and openssl verify -x509_strict reject it"
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def pg_bool(value: str) -> bool:
+    """The spellings of `on` that pgkongtls accepts for postgresql.conf's `ssl`."""
+    return value.lower() in ("on", "true", "yes", "1")
+
+
+def pg_sends(cert_file: Sequence[x509.Certificate], ca_file: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    """What PostgreSQL sends: ssl_cert_file, completed from ssl_ca_file when it holds only the leaf."""
+    sent = list(cert_file)
+    if len(sent) == 1:
+        sent += [c for c in ca_file if c not in sent]
+    return sent
+
+
+#: ssl_key_file's owner and mode rule (be-secure-common.c, check_ssl_key_file): owned by the server's OS user
+#: with no group or world bits (at most 0600), or owned by root with at most group read (at most 0640).
+PG_KEY_MODE_OWNER = 0o600
+PG_KEY_MODE_ROOT = 0o640
+_PG_KEY_BITS_REFUSED_OWNER = stat.S_IRWXG | stat.S_IRWXO
+_PG_KEY_BITS_REFUSED_ROOT = stat.S_IWGRP | stat.S_IXGRP | stat.S_IRWXO
+#: PostgreSQL's own words when the mode is refused.
+PG_KEY_MODE_ERROR = "private key file has group or world access"
+
+
+def pg_key_mode_refused(mode: int, *, root_owned: bool) -> bool:
+    """PostgreSQL refuses the key for these permission bits, given who owns it."""
+    return bool(mode & (_PG_KEY_BITS_REFUSED_ROOT if root_owned else _PG_KEY_BITS_REFUSED_OWNER))
+
+
+#: pg_hba.conf addresses that match every client.
+PG_HBA_ANY_ADDRESS = ("all", "0.0.0.0/0", "::/0", "::0/0")
+
+
+def hba_covers(tokens: Sequence[Token], value: str, *, same: str | None = None, kind: str) -> bool:
+    """pg_hba.conf's match of a database or user column; `+group` and `@file` are assumed to match."""
+    for t in tokens:
+        text = t.text
+        if not t.quoted:
+            if text == "all":
+                return True
+            if kind == "database" and text == "sameuser" and same == value:
+                return True
+            if kind == "database" and text in ("samerole", "samegroup", "replication"):
+                continue
+            if text.startswith("+") or text.startswith("@"):
+                return True  # group membership and @file lists are not resolved here: assume they match
+            if text.startswith("/"):
+                try:
+                    if re.search(text[1:], value):
+                        return True
+                except re.error:
+                    continue
+                continue
+        if text == value:
+            return True
+    return False
+
+
+def hba_checks_cert(line: HbaLine) -> bool:
+    """The line authenticates by the client certificate's name: `cert`, or any method with clientcert=verify-full."""
+    return line.method == "cert" or line.options.get("clientcert") == "verify-full"
+
+
+def hba_asks_cert(line: HbaLine) -> bool:
+    """The line needs a client certificate at all (clientcert=verify-ca only checks its chain)."""
+    return hba_checks_cert(line) or line.options.get("clientcert") == "verify-ca"
+
+
+def ident_maps(ident: Sequence[IdentLine], map_name: str, system_user: str, user: str) -> bool:
+    """pg_ident.conf: some line of `map_name` maps `system_user` (a CN) to the database `user`.
+
+    A system name starting with / is a regular expression whose first group replaces \\1 in the role;
+    an unquoted role `all` or `+group` matches any user.
+    """
+    for rec in ident:
+        if rec.map != map_name:
+            continue
+        system = rec.system.text
+        if system.startswith("/"):
+            try:
+                m = re.search(system[1:], system_user)
+            except re.error:
+                continue
+            if not m:
+                continue
+            role = rec.role.text.replace("\\1", m.group(1)) if "\\1" in rec.role.text and m.groups() else rec.role.text
+        elif system == system_user:
+            role = rec.role.text
+        else:
+            continue
+        if role == user or (not rec.role.quoted and (role == "all" or role.startswith("+"))):
+            return True
+    return False
+
+
+def libpq_name_matches(name: str, host: str) -> bool:
+    """One certificate name (DNS SAN or CN) against the host libpq connects to, wildcards as libpq."""
+    return _name_matches(name, host)
+
+
+# ---- other servers in front of and beside PostgreSQL (FACTS.md, "Other clients", "Kubernetes shapes")
+
+#: pgbouncer's default `listen_port`.
+PGBOUNCER_DEFAULT_PORT = 6432
+#: pgbouncer 1.18: `auth_type = cert` refuses to start unless `client_tls_sslmode = verify-full`, and it
+#: compares the client certificate's CN with the user name itself (there is no pg_ident-style map).
+PGBOUNCER_CERT_SSLMODE = "verify-full"
+#: pgbouncer 1.18 has no CRL setting on either side (no client_tls_crl_file / server_tls_crl_file).
+PGBOUNCER_HAS_CRL = False
+#: pgbouncer's `*_tls_protocols` value for TLS 1.2 and 1.3 only ("secure" means the same in 1.18).
+PGBOUNCER_PROTOCOLS = {"TLSv1.2": "tlsv1.2,tlsv1.3", "TLSv1.3": "tlsv1.3"}
+#: libpq keywords Patroni passes through from `postgresql.authentication.<user>`.
+PATRONI_AUTH_SSL_KEYS = ("sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl")
+#: Patroni's REST API default port.
+PATRONI_RESTAPI_PORT = 8008
 
 
 # --------------------------------------------------------------------------- deploying files (bundle, install)

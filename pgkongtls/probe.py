@@ -28,24 +28,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from pgkongtls.consumers import libpq_host_check
+from pgkongtls.consumers import KONG_SENDS_SNI, LIBPQ_SENDS_SNI, PG_DEFAULT_PORT, libpq_host_check, x509_error_text
 from pgkongtls.errors import InputError, PgkError
 from pgkongtls.manifest import fingerprint, iso, sans_of
 
-DEFAULT_PORT = 5432
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 PROTOCOL_3 = 196608
-#: OpenSSL's X509_verify_cert_error_string texts for the codes a probe meets.
-X509_ERRORS = {
-    2: "unable to get issuer certificate", 3: "unable to get certificate CRL",
-    4: "unable to decrypt certificate's signature", 7: "certificate signature failure",
-    9: "certificate is not yet valid", 10: "certificate has expired", 11: "CRL is not yet valid",
-    12: "CRL has expired", 18: "self-signed certificate", 19: "self-signed certificate in certificate chain",
-    20: "unable to get local issuer certificate", 21: "unable to verify the first certificate",
-    22: "certificate chain too long", 23: "certificate revoked", 24: "invalid CA certificate",
-    25: "path length constraint exceeded", 26: "unsupported certificate purpose", 27: "certificate not trusted",
-    28: "certificate rejected", 92: "CA cert does not include key usage extension",
-}
 AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "a SASL (SCRAM-SHA-256) password"}
 
 
@@ -64,7 +52,7 @@ class Target:
 
 def parse_target(text: str) -> Target:
     """HOST, HOST:PORT, [IPv6] or [IPv6]:PORT."""
-    host, port = text, str(DEFAULT_PORT)
+    host, port = text, str(PG_DEFAULT_PORT)
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
@@ -254,7 +242,7 @@ def _chain_verdict(name: str, hs: _Handshake, label: str) -> Verdict:
     if not hs.errors:
         return Verdict(name, True, f"chain verified against {label}")
     errno, depth, subject = hs.errors[0]
-    text = X509_ERRORS.get(errno, f"X509 verify error {errno}")
+    text = x509_error_text(errno)
     return Verdict(name, False, f"certificate verify failed: {text} (depth {depth}, {subject})")
 
 
@@ -328,7 +316,7 @@ def _close(hs: _Handshake) -> None:
 
 def probe(target: Target, opts: ProbeOptions) -> ProbeReport:
     """Connect as Kong would (and, with a trust file, as libpq verify-full would); report what happened."""
-    kong = _handshake(target, opts, depth=opts.depth if opts.trusted is not None else None, sni=False)
+    kong = _handshake(target, opts, depth=opts.depth if opts.trusted is not None else None, sni=KONG_SENDS_SNI)
     if kong is None:
         refused = "the server refused SSL (it answered N to SSLRequest): set ssl = on in postgresql.conf and reload"
         return ProbeReport(target=str(target), ssl=False, verdicts=(Verdict("ssl", False, refused),))
@@ -341,7 +329,7 @@ def probe(target: Target, opts: ProbeOptions) -> ProbeReport:
     finally:
         _close(kong)
     if opts.trusted is not None:
-        libpq = _handshake(target, opts, depth=None, sni=True)
+        libpq = _handshake(target, opts, depth=None, sni=LIBPQ_SENDS_SNI)
         if libpq is None:
             verdicts.append(Verdict("libpq", False, "the server refused SSL on the second connection"))
         else:

@@ -141,13 +141,23 @@ def render_postgres(m: Manifest, files: Files, *, min_tls: str = "TLSv1.2") -> s
     return "\n".join(lines) + "\n"
 
 
-def client_cns(m: Manifest) -> list[str]:
-    """CNs of the client certificates still in service (not revoked), in name order."""
-    return sorted({e.cn for e in m.by_role("client") if not e.revoked})
+def client_cns(m: Manifest, replication: str | None = None) -> list[str]:
+    """CNs of Kong's client certificates still in service (not revoked), in name order: with
+    `replication`, the replication identity is not one of Kong's and must never map to Kong's role."""
+    skip = _replication_cn(m, replication)
+    return sorted({e.cn for e in m.by_role("client") if not e.revoked and e.cn != skip})
 
 
-def needs_map(m: Manifest, db_user: str) -> bool:
-    return any(cn != db_user for cn in client_cns(m))
+def _replication_cn(m: Manifest, replication: str | None) -> str | None:
+    if replication is None:
+        return None
+    from pgkongtls.render_topology import replication_identity
+
+    return replication_identity(m, replication).cn
+
+
+def needs_map(m: Manifest, db_user: str, replication: str | None = None) -> bool:
+    return any(cn != db_user for cn in client_cns(m, replication))
 
 
 def default_auth(edition: str) -> str:
@@ -187,9 +197,9 @@ def hba_address(value: str) -> str:
 
 def render_hba(
     m: Manifest, *, auth: str = "cert", edition: str = "enterprise", database: str = "all",
-    user: str | None = None, address: str = "all", reject_plaintext: bool = True,
+    user: str | None = None, address: str = "all", reject_plaintext: bool = True, replication: str | None = None,
 ) -> str:
-    """The pg_hba.conf line(s) that admit Kong over TLS only."""
+    """The pg_hba.conf line(s) that admit Kong over TLS only (and, with `replication`, that role's standbys)."""
     if auth not in AUTHS:
         raise InputError(f"unknown --auth {auth!r}; use one of {', '.join(AUTHS)}")
     if edition not in EDITIONS:
@@ -197,7 +207,7 @@ def render_hba(
     if edition == "oss" and auth != "scram":
         raise InputError(f"--auth {auth} needs a client certificate, which open-source Kong cannot send; use --auth scram")
     db_user = user or m.db_user
-    mapped = needs_map(m, db_user)
+    mapped = needs_map(m, db_user, replication)
     cols = f"{hba_token(database, '--database')} {hba_name(db_user, '--user')} {hba_address(address)}"
     lines = _header(m, "pg_hba.conf lines for Kong", "append to pg_hba.conf (first match wins: put them above broader lines), then reload")
     if auth == "cert":
@@ -226,6 +236,10 @@ def render_hba(
         ]
         line = f"hostssl {cols} scram-sha-256 clientcert=verify-full"
     lines.append(line)
+    if replication is not None:
+        from pgkongtls.render_topology import replication_hba_lines
+
+        lines += replication_hba_lines(m, replication, address)
     if reject_plaintext:
         lines += ["# refuse every connection that is not TLS", "hostnossl all all all reject"]
     return "\n".join(lines) + "\n"
@@ -244,14 +258,14 @@ def _ident_regex(cns: list[str]) -> str | None:
     return f"/^{escaped}[0-9]+$"
 
 
-def ident_entries(m: Manifest, db_user: str | None = None) -> list[tuple[str, str]]:
+def ident_entries(m: Manifest, db_user: str | None = None, replication: str | None = None) -> list[tuple[str, str]]:
     """(system name, role) pairs for map `pgkongtls`: a regex for a numbered fleet, else one per CN.
 
     With `map=` PostgreSQL admits only mapped CNs, so a certificate whose CN *is*
     the role gets its own identity line once any other CN needs the map.
     """
     user = db_user or m.db_user
-    cns = client_cns(m)
+    cns = client_cns(m, replication)
     others = [cn for cn in cns if cn != user]
     if not others:
         return []
@@ -260,23 +274,29 @@ def ident_entries(m: Manifest, db_user: str | None = None) -> list[tuple[str, st
     return entries + ([(user, user)] if user in cns else [])
 
 
-def render_ident(m: Manifest, *, user: str | None = None) -> str:
+def render_ident(m: Manifest, *, user: str | None = None, replication: str | None = None) -> str:
     """pg_ident.conf lines for the `map=pgkongtls` that render_hba adds when CNs differ."""
     db_user = user or m.db_user
     lines = _header(m, "pg_ident.conf map for Kong's client certificates", "append to pg_ident.conf, then reload")
-    entries = ident_entries(m, db_user)
+    entries = ident_entries(m, db_user, replication)
+    extra: list[str] = []
+    if replication is not None:
+        from pgkongtls.render_topology import replication_ident_lines
+
+        extra = replication_ident_lines(m, replication)
     if not entries:
         lines.append(f"# no map needed: every client certificate's CN is the db user {db_user!r}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + extra) + "\n"
     lines.append("# MAPNAME   SYSTEM-USERNAME (certificate CN)   PG-USERNAME")
     for system, role in entries:
         column = hba_token(system, "CN") if _IDENT_REGEX.fullmatch(system) else hba_name(system, "CN")
         lines.append(f"{MAP_NAME} {column} {hba_name(role, '--user')}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + extra) + "\n"
 
 
 def kong_settings(
     m: Manifest, files: Files, *, edition: str = "enterprise", pg_ssl_version: str = "tlsv1_2", system: bool = True,
+    via: str | None = None, ro_server: str | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The kong.conf keys and values, with their comments; shared by kong.conf and kong.env."""
     if edition not in EDITIONS:
@@ -315,13 +335,19 @@ def kong_settings(
         ("lua_ssl_trusted_certificate", ("system," if system else "") + trust),
         ("lua_ssl_verify_depth", str(depth)),
     ]
+    if via or ro_server:
+        from pgkongtls.render_topology import kong_topology_values
+
+        more_comments, more = kong_topology_values(m, client=client, via=via, ro_server=ro_server)
+        comments, values = comments + more_comments, values + more
     return comments, values
 
 
 def render_kong(m: Manifest, files: Files, *, edition: str = "enterprise", pg_ssl_version: str = "tlsv1_2",
-                system: bool = True) -> str:
+                system: bool = True, via: str | None = None, ro_server: str | None = None) -> str:
     """kong.conf lines for TLS (and mTLS on Enterprise) to PostgreSQL."""
-    comments, values = kong_settings(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system)
+    comments, values = kong_settings(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
+                                     via=via, ro_server=ro_server)
     lines = _header(m, f"kong.conf settings for PostgreSQL TLS (Kong {'Enterprise' if edition == 'enterprise' else 'open-source'})",
                     "append to kong.conf")
     lines += comments + [f"{k} = {v}" for k, v in values]
@@ -329,26 +355,26 @@ def render_kong(m: Manifest, files: Files, *, edition: str = "enterprise", pg_ss
 
 
 def render_kong_connection(m: Manifest, *, server: str = "server", host: str | None = None, port: int = 5432,
-                           user: str | None = None, database: str | None = None, ro_server: str | None = None) -> str:
-    """kong.conf pg_host/pg_port/pg_user/pg_database (and pg_ro_host), so the snippet is a whole database
-    section; hosts come from the server certificates, as for libpq."""
+                           user: str | None = None, database: str | None = None, via: str | None = None) -> str:
+    """kong.conf pg_host/pg_port/pg_user/pg_database, so the snippet is a whole database section; the host
+    comes from the server certificate, as for libpq (pg_ro_host: render kong --ro-server; through a pooler,
+    --via has set pg_host and pg_port already)."""
     if not 0 < port < 65536:
         raise InputError(f"--port {port} is not a TCP port (1-65535)")
-    values = [
-        ("pg_host", kong_value(server_host(m, server, host), "--host")), ("pg_port", str(port)),
+    values = [] if via else [("pg_host", kong_value(server_host(m, server, host), "--host")), ("pg_port", str(port))]
+    values += [
         ("pg_user", kong_value(user or m.db_user, "--user")),
         ("pg_database", kong_value(database or KONG_DEFAULT_DATABASE, "--database")),
     ]
-    lines = ["# the database Kong connects to (pg_ro_* inherit the TLS settings above)"]
-    if ro_server is not None:
-        values.append(("pg_ro_host", kong_value(server_host(m, ro_server), "--ro-server")))
+    lines = ["# the database Kong connects to"]
     return "\n".join(lines + [f"{k} = {v}" for k, v in values]) + "\n"
 
 
 def render_kong_env(m: Manifest, files: Files, *, edition: str = "enterprise", pg_ssl_version: str = "tlsv1_2",
-                    system: bool = True) -> str:
+                    system: bool = True, via: str | None = None, ro_server: str | None = None) -> str:
     """The same settings as KONG_* environment variables (Docker, Kubernetes)."""
-    comments, values = kong_settings(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system)
+    comments, values = kong_settings(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
+                                     via=via, ro_server=ro_server)
     lines = _header(m, "Kong environment for PostgreSQL TLS", "use as a Docker --env-file or a Kubernetes env list")
     lines += comments + [f"KONG_{k.upper()}={v}" for k, v in values]
     return "\n".join(lines) + "\n"

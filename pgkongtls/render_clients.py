@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from pgkongtls.consumers import PG_DEFAULT_PORT
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import Manifest
 from pgkongtls.render import Files, _header, _no_controls, _path, trust_file_for_clients
 
-#: libpq's and pgjdbc's default port: left out of the URL when it is the one used.
-DEFAULT_PORT = 5432
 #: What `pgkongtls export --format pk8` is told to write beside the PEM files.
 PK8_SUFFIX = ".pk8"
 
@@ -33,7 +32,7 @@ def _client(m: Manifest, files: Files) -> tuple[str, str, str]:
 def _authority(host: str, port: int) -> str:
     _no_controls(host, "--host")
     shown = f"[{host}]" if ":" in host else quote(host, safe="")
-    return shown if port == DEFAULT_PORT else f"{shown}:{port}"
+    return shown if port == PG_DEFAULT_PORT else f"{shown}:{port}"
 
 
 def _check_port(port: int) -> int:
@@ -43,7 +42,7 @@ def _check_port(port: int) -> int:
 
 
 def render_libpq_url(m: Manifest, files: Files, *, host: str | None = None, user: str | None = None,
-                     database: str | None = None, port: int = DEFAULT_PORT) -> str:
+                     database: str | None = None, port: int = PG_DEFAULT_PORT) -> str:
     """`postgresql://` URL with verify-full and the PEM file paths (node-postgres, other URL-only drivers)."""
     _, cert, key = _client(m, files)
     user = user or m.db_user
@@ -62,7 +61,7 @@ def render_libpq_url(m: Manifest, files: Files, *, host: str | None = None, user
 
 
 def render_jdbc(m: Manifest, files: Files, *, host: str | None = None, user: str | None = None,
-                database: str | None = None, port: int = DEFAULT_PORT, pki_dir: str = "pki") -> str:
+                database: str | None = None, port: int = PG_DEFAULT_PORT, pki_dir: str = "pki") -> str:
     """pgjdbc URL: verify-full, the PEM trust and certificate, and the key as PKCS#8 DER."""
     name, cert, _ = _client(m, files)
     user = user or m.db_user

@@ -68,9 +68,10 @@ def test_render_dir_without_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_render_unknown_target(pki: Path) -> None:
     r = run("render", "nginx", "--dir", "pki")
     assert r.exit_code == 2
-    targets = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "kubernetes", "all")
+    targets = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc", "kubernetes", "all",
+               "standby", "pgbouncer", "patroni")
     assert RENDER_TARGETS == targets  # a new target is a user-visible change: say so here
-    assert r.stderr == (f"Error: Invalid value for '{{{'|'.join(targets)}}}': 'nginx' is not one of "
+    assert r.stderr == (f"Error: Invalid value for 'TARGET': 'nginx' is not one of "
                         f"{', '.join(repr(t) for t in targets)}. See 'pgkongtls render --help'.\n")
 
 

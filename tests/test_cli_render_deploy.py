@@ -97,8 +97,8 @@ def test_render_libpq_for_a_replica_uses_its_own_host_and_refuses_others(pki: Pa
 
 def test_render_kong_connection_is_a_whole_database_section(pki: Path) -> None:
     out = ok("render", "kong", "--dir", "pki", "--connection", "--ro-server", "replica-1", "--port", "6432").stdout
-    assert out.endswith("pg_host = db.internal\npg_port = 6432\npg_user = kong\npg_database = kong\n"
-                        "pg_ro_host = replica1.internal\n")
+    assert out.endswith("pg_host = db.internal\npg_port = 6432\npg_user = kong\npg_database = kong\n")
+    assert "pg_ro_host = replica1.internal\n" in out  # --ro-server (render kong's read replica) adds it
     assert "pg_host" not in ok("render", "kong", "--dir", "pki").stdout
-    r = run("render", "kong", "--dir", "pki", "--connection", "--ro-server", "client")
+    r = run("render", "kong", "--dir", "pki", "--connection", "--server", "client")
     assert r.exit_code == 1 and r.stderr.startswith("Error: 'client' is not a server certificate in this PKI")

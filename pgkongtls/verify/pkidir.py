@@ -1,0 +1,136 @@
+"""The PKI directory: every file the manifest (or the source document's layout) names, and the manifest's CRL.
+
+A key in a PKI directory belongs to whoever made the directory, so there only
+group and world bits are an error (PostgreSQL's owner rule is for the key that
+ssl_key_file names: see postgres.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from cryptography import x509
+
+from pgkongtls.consumers import libpq_host_check
+from pgkongtls.inputs import CertFile, CrlFile, KeyFile, Missing, PkiDir, PkiEntry
+from pgkongtls.verify.chain import check_chain_order, check_crls, check_leaf_chain, name_of, openssl_verify, self_issued
+from pgkongtls.verify.findings import ERROR, WARNING, Finding, Seen
+from pgkongtls.verify.profile import check_encrypted, check_key_pair, check_profile, check_validity
+
+_RESTORE = "restore it, or re-create the PKI with pgkongtls init --force"
+
+
+def pki_anchors(pki: PkiDir, leaf: x509.Certificate) -> list[x509.Certificate]:
+    """The directory's trust anchors: its root, else the self-signed certificates in chain.crt, else the leaf."""
+    roots = [c for e in pki.role("root") if isinstance(e.cert, CertFile) for c in e.cert.certs[:1]]
+    if roots:
+        return roots
+    if isinstance(pki.chain, CertFile):
+        ss = [c for c in pki.chain.certs if self_issued(c)]
+        if ss:
+            return ss
+    return [leaf]  # self-signed: each side trusts the other's certificate directly
+
+
+def pki_pool(pki: PkiDir) -> list[x509.Certificate]:
+    """Every CA certificate the directory holds besides the anchors, for OpenSSL's untrusted list."""
+    pool = [c for e in pki.role("intermediate") if isinstance(e.cert, CertFile) for c in e.cert.certs]
+    if isinstance(pki.chain, CertFile):
+        pool += list(pki.chain.certs)
+    return pool
+
+
+def check_dir_key_mode(key: KeyFile) -> list[Finding]:
+    """A PKI directory belongs to whoever made it: only group and world bits are wrong."""
+    if key.mode & 0o077:
+        return [Finding("key-mode", ERROR, key.path,
+                        f"{key.path} has mode {key.mode:04o}: group or others can read a private key",
+                        f"chmod 0600 {key.path}")]
+    return []
+
+
+def check_pki(pki: PkiDir, *, now: dt.datetime, warn_days: int, seen: Seen) -> list[Finding]:
+    """Each live entry, chain.crt, and libpq's host rule for every host the manifest records."""
+    out: list[Finding] = []
+    strict_manifest = pki.manifest is not None
+    for e in pki.entries:
+        if e.revoked:
+            continue
+        out += _check_entry(pki, e, now=now, warn_days=warn_days, seen=seen, strict_manifest=strict_manifest)
+    if isinstance(pki.chain, Missing):
+        out.append(Finding("file-missing", ERROR, pki.chain.path, f"{pki.chain.path} is missing", _RESTORE))
+    elif pki.chain is not None:
+        out += check_chain_order(pki.chain)
+        if pki.chain.real:
+            seen.first(pki.chain.real)
+        for c in pki.chain.certs:
+            out += check_validity(c, pki.chain.path, now, warn_days)
+    if pki.manifest is not None:
+        out += _check_hosts(pki, pki.manifest.hosts)
+    return out
+
+
+def _check_hosts(pki: PkiDir, hosts: Sequence[str]) -> list[Finding]:
+    """Every host the PKI was made for passes libpq verify-full against every server certificate."""
+    out: list[Finding] = []
+    for host in hosts:
+        for e in pki.role("server"):
+            if isinstance(e.cert, CertFile):
+                ok, why = libpq_host_check(e.cert.certs[0], host)
+                if not ok:
+                    out.append(Finding("server-host", ERROR, e.cert.path, f"libpq verify-full to {host} fails: {why}",
+                                       f"re-issue the server certificate with --db-host {host}"))
+    return out
+
+
+def _check_entry(pki: PkiDir, e: PkiEntry, *, now: dt.datetime, warn_days: int, seen: Seen,
+                 strict_manifest: bool) -> list[Finding]:
+    """One certificate (and its key): present, as recorded, profile, dates, key, and its chain to the PKI's root."""
+    out: list[Finding] = []
+    if isinstance(e.cert, Missing):
+        return [Finding("file-missing", ERROR, e.cert.path, f"{e.cert.path} is missing", _RESTORE)]
+    if isinstance(e.key, Missing):
+        if strict_manifest:
+            out.append(Finding("file-missing", ERROR, e.key.path, f"{e.key.path} is missing", _RESTORE))
+        elif e.role in ("server", "client"):
+            out.append(Finding("file-missing", WARNING, e.key.path,
+                               f"{e.key.path} is not here, so its match with {e.cert.path} is not checked",
+                               "run verify where the key is, or pass --postgresql-conf / --kong-conf"))
+    leaf = e.cert.certs[0]
+    if e.damage is not None:  # the check and the words the day-2 commands refuse the file with (pkiload)
+        out.append(Finding("manifest-mismatch", ERROR, e.cert.path, e.damage.what, e.damage.fix))
+    if seen.first(e.cert.real):
+        out += check_profile(leaf, e.role, e.cert.path)
+        out += check_validity(leaf, e.cert.path, now, warn_days)
+        if e.role in ("server", "client"):
+            for extra in e.cert.certs[1:]:
+                out += check_validity(extra, e.cert.path, now, warn_days)
+    if isinstance(e.key, KeyFile) and seen.first(e.key.real):
+        out += check_key_pair(e.cert, e.key, e.role)
+        out += check_dir_key_mode(e.key)
+        out += check_encrypted(e.key, e.role)
+    if e.role in ("server", "client"):
+        anchors = pki_anchors(pki, leaf)
+        pool = list(e.cert.certs[1:]) + pki_pool(pki)
+        out += check_leaf_chain(leaf, e.role, e.cert.path, anchors=anchors, pool=pool, now=now,
+                                trust_name=f"the PKI's {'root' if anchors[0] is not leaf else 'own certificate'}")
+    return out
+
+
+def check_pki_crl(pki: PkiDir, *, now: dt.datetime) -> list[Finding]:
+    """The manifest's CRL, judged as PostgreSQL would judge each client certificate with it."""
+    if isinstance(pki.crl, Missing):
+        return [Finding("file-missing", ERROR, pki.crl.path, f"{pki.crl.path} is missing (pgkongtls.json names it)",
+                        "restore it, or run pgkongtls revoke again to write a fresh CRL")]
+    out: list[Finding] = []
+    assert isinstance(pki.crl, CrlFile)
+    for e in pki.role("client"):
+        if not isinstance(e.cert, CertFile):
+            continue
+        leaf = e.cert.certs[0]
+        res = openssl_verify(leaf, trusted=pki_anchors(pki, leaf), untrusted=list(e.cert.certs[1:]) + pki_pool(pki),
+                             now=now)
+        if res.ok:
+            out += check_crls(res.chain, pki.crl, now=now, who=f"the client certificate {name_of(leaf)}")
+    return out
