@@ -349,5 +349,17 @@ PG_RELOAD_FAILURE_PATTERNS = (
     "was not reloaded", "contains errors", "could not load", "invalid value for parameter",
     "unrecognized configuration parameter", "has group or world access", "Permission denied",
 )
+def can_traverse(mode: int, uid: int, gid: int, *, who_uid: int, who_gids: frozenset[int]) -> bool:
+    """Whether a server running as who_uid may enter a directory (open() needs x on every parent):
+    the owner's, group's or others' x bit, whichever class the account falls in; root passes."""
+    if who_uid == 0:
+        return True
+    if uid == who_uid:
+        return bool(mode & 0o100)
+    if gid in who_gids:
+        return bool(mode & 0o010)
+    return bool(mode & 0o001)
+
+
 #: Kong builds its combined trust file only while preparing its prefix: a changed kong.conf needs this.
 KONG_APPLY = "kong restart (or kong reload)"

@@ -20,7 +20,7 @@ from pathlib import Path
 from pgkongtls import bundle as b
 from pgkongtls import fsio
 from pgkongtls import install as ins
-from pgkongtls.consumers import KONG_APPLY, PG_KEY_GROUP, SSL_DIR_MODE
+from pgkongtls.consumers import KONG_APPLY, PG_KEY_GROUP, SSL_DIR_MODE, can_traverse
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, dumps
 
@@ -97,21 +97,12 @@ def account(name: str, option: str) -> Account:
     return Account(name, pw.pw_uid, pw.pw_gid, frozenset(gids))
 
 
-def _can_traverse(path: Path, who: Account) -> bool:
-    st = path.stat()
-    if who.uid == 0:
-        return True
-    if st.st_uid == who.uid:
-        return bool(st.st_mode & stat.S_IXUSR)
-    if st.st_gid in who.gids:
-        return bool(st.st_mode & stat.S_IXGRP)
-    return bool(st.st_mode & stat.S_IXOTH)
-
-
 def check_traversal(directory: Path, who: Account) -> None:
     """The server opens its files by path: every existing directory above them must let it through."""
     for d in [*reversed(directory.parents), directory]:
-        if d.exists() and not _can_traverse(d, who):
+        st = d.stat() if d.exists() else None
+        if st is not None and not can_traverse(stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, who_uid=who.uid,
+                                               who_gids=who.gids):
             raise InputError(f"{who.name} cannot enter {d}, so the server cannot read its files; "
                              f"chmod o+x {d} (or choose another --ssl-dir)")
 
