@@ -38,8 +38,8 @@ def pki(base: Path) -> Path:
     return base / "pki"
 
 
-def ids(d: Path | None, **conf: Path) -> list[str]:
-    return [f.id for f in v.run_checks(inputs.gather(d, **conf), now=NOW)]
+def ids(d: Path | None, postgresql_conf: Path | None = None) -> list[str]:
+    return [f.id for f in v.run_checks(inputs.gather(d, postgresql_conf=postgresql_conf), now=NOW)]
 
 
 def pg_conf(base: Path, pki: Path, extra: str = "") -> Path:
