@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -128,9 +129,9 @@ def main() -> None:
         files: list[float] = []
         run_command(fresh_copy(pki, work, -1), SMALL, args.key_type)  # warm-up
         for r in range(args.rounds):
-            steps = [
-                lambda: cmd.append(run_command(fresh_copy(pki, work, r), args.count, args.key_type)),
-                lambda: small.append(run_command(fresh_copy(pki, work, 1000 + r), SMALL, args.key_type)),
+            steps: list[Callable[[], object]] = [
+                lambda r=r: cmd.append(run_command(fresh_copy(pki, work, r), args.count, args.key_type)),
+                lambda r=r: small.append(run_command(fresh_copy(pki, work, 1000 + r), SMALL, args.key_type)),
                 lambda: raw.append(run_raw(pki, args.count, key_type)),
                 lambda: files.append(create_files(work, args.count)),
             ]

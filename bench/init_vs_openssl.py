@@ -120,7 +120,7 @@ def main() -> None:
         ratio = f"{med[n] / med[b]:.2f}" if n != b else "1"
         target = f"<={targets[n]}" if n in targets else ""
         print(f"{n:46} {med[n] * 1e3:8.1f} {min(times[n]) * 1e3:8.1f} {max(times[n]) * 1e3:8.1f} {ratio:>6} {target:>7}")
-    paired = {n: statistics.median(a / bb for a, bb in zip(times[n], times[b])) for n in names if n != b}
+    paired = {n: statistics.median(a / bb for a, bb in zip(times[n], times[b], strict=True)) for n in names if n != b}
     print("median of per-round ratios: " + ", ".join(f"{n.split()[0]}{' (terminal)' if 'terminal' in n else ''} "
                                                      f"{v:.2f}" for n, v in paired.items()))
     print("Both A and B write their progress to a redirected stderr (B's openssl prints dots); on a terminal\n"

@@ -95,7 +95,7 @@ class Options:
     client: str = "client"
     edition: str = "enterprise"
     auth: str | None = None
-    min_tls: str = "TLSv1.2"
+    min_tls: str | None = None  # None: the TLS profile's (render postgres's default)
     config: str | None = None
 
 

@@ -23,7 +23,8 @@ from cryptography.x509 import verification as v
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pgkongtls import KEY_TYPES
-from pgkongtls.errors import InputError, PgkError
+from pgkongtls.errors import InputError, PgkError, deferred_interrupt
+from pgkongtls.keywrap import encrypted_pkcs8_pem
 from pgkongtls.manifest import host_text
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -141,8 +142,11 @@ def _name(cn: str) -> x509.Name:
 
 def _check_cn(cn: str) -> str:
     """CNs are at most 64 characters (X.520 ub-common-name) and printable."""
-    if not cn or len(cn) > 64:
-        raise InputError(f"common name {cn!r} must be 1 to 64 characters")
+    if any("\ud800" <= c <= "\udfff" for c in cn):
+        raise InputError(f"common name {cn!r} is not valid UTF-8 text")
+    if not cn or len(cn.encode()) > 64:  # cryptography counts the limit in UTF-8 bytes, not characters
+        raise InputError(f"common name {cn!r} is {len(cn.encode())} bytes in UTF-8; "
+                         "it must be 1 to 64 bytes (64 ASCII characters, fewer for accented ones)")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in cn):
         raise InputError(f"common name {cn!r} contains a control character")
     return cn
@@ -326,10 +330,10 @@ def cert_pem(*cs: x509.Certificate) -> bytes:
 
 def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
     """PKCS#8 PEM; leaf keys stay unencrypted because PostgreSQL and Kong read them plain."""
-    enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-    )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    if passphrase:
+        return encrypted_pkcs8_pem(key, passphrase)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def validate_db_user(user: str) -> str:
@@ -365,13 +369,14 @@ def self_check(
     store = v.Store(anchors)
     at = now + dt.timedelta(seconds=1)
     try:
-        if server is not None:
-            (v.PolicyBuilder().store(store).time(at)
-             .build_server_verifier(subject_for(host)).verify(server, intermediates))
-        if client is not None:
-            ca_policy, ee_policy = client_policy()
-            (v.PolicyBuilder().store(store).time(at)
-             .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
-             .build_client_verifier().verify(client, intermediates))
+        with deferred_interrupt():  # Ctrl-C inside the verifier would read as a bad signature
+            if server is not None:
+                (v.PolicyBuilder().store(store).time(at)
+                 .build_server_verifier(subject_for(host)).verify(server, intermediates))
+            if client is not None:
+                ca_policy, ee_policy = client_policy()
+                (v.PolicyBuilder().store(store).time(at)
+                 .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+                 .build_client_verifier().verify(client, intermediates))
     except v.VerificationError as exc:
         raise SelfCheckError(f"self-check failed, this is a pgkongtls bug: {exc}") from None

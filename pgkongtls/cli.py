@@ -8,6 +8,7 @@ are imported inside each command so `--help` and `render` start fast.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -17,7 +18,8 @@ import click
 from pgkongtls import KEY_TYPES, __version__
 from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
 from pgkongtls.cli_topology import topology_options
-from pgkongtls.consumers import PG_DEFAULT_PORT
+from pgkongtls.consumers import KONG_DEFAULT_OS_USER, KONG_PG_SSL_VERSIONS, PG_DEFAULT_PORT, PG_MIN_TLS, TLS_PROFILES
+from pgkongtls.errors import PgkError, PgkWarning
 from pgkongtls.render_k8s import K8S_TARGETS
 
 if TYPE_CHECKING:
@@ -57,25 +59,29 @@ class Cli(click.Group):
         """Usage errors are one line too: the problem, then where to read more (no usage dump)."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _refuse_non_utf8(sys.argv[1:] if args is None else list(args))
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", PgkWarning)
+                warnings.showwarning = _show_warning
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
             exc.show()  # no arguments at all: the help text is the answer
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = f"'{exc.ctx.command_path} --help'" if exc.ctx else "--help"
-            click.echo(f"Error: {exc.format_message()} See {where}.", err=True)
-            sys.exit(exc.exit_code)
+            _error_line(f"{exc.format_message()} See {where}.", exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click.Abort:
+            _error_line(exc.format_message(), exc.exit_code)
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
+                _error_line(INTERRUPTED, EXIT_INTERRUPTED)
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from pgkongtls.errors import PgkError
+        import os
 
         try:
             return super().invoke(ctx)
@@ -84,6 +90,56 @@ class Cli(click.Group):
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+        except KeyboardInterrupt:
+            # Not a bug and not a usage error: the writers stage everything, so nothing was changed.
+            raise click.ClickException(INTERRUPTED) from None
+        except (click.ClickException, click.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # never a traceback; PGKONGTLS_TRACEBACK=1 shows it for a bug report
+            if os.environ.get("PGKONGTLS_TRACEBACK"):
+                raise
+            raise Bug(f"unexpected {type(exc).__name__}: {exc}; this is a pgkongtls bug, please "
+                      "report it (PGKONGTLS_TRACEBACK=1 shows where)") from None
+
+
+INTERRUPTED = "interrupted (Ctrl-C); nothing was changed"
+#: 128 + SIGINT, what a shell reports for a program Ctrl-C stopped.
+EXIT_INTERRUPTED = 130
+
+
+class Bug(click.ClickException):
+    """An exception no library code meant to raise; exit 70 is sysexits' EX_SOFTWARE."""
+
+    exit_code = 70
+
+
+def _error_line(message: str, exit_code: int) -> NoReturn:
+    """The one `Error:` line, with any control character the message carries made visible."""
+    from pgkongtls.errors import printable
+
+    if message == INTERRUPTED:
+        exit_code = EXIT_INTERRUPTED
+    click.echo(f"Error: {printable(message)}", err=True)
+    sys.exit(exit_code)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    from pgkongtls.errors import printable
+
+    click.echo(f"Warning: {printable(str(message))}", err=True)
+
+
+def _refuse_non_utf8(args: list[str]) -> None:
+    """Linux hands Python undecodable bytes as lone surrogates; they cannot go into a certificate or a config.
+    NUL never reaches a C program's argv, and would end every path and name early."""
+    from pgkongtls.errors import printable
+
+    for arg in args:
+        if isinstance(arg, str) and any("\udc80" <= c <= "\udcff" for c in arg):
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            _error_line(f"argument '{printable(shown)}' is not valid UTF-8; pass UTF-8 text", 2)
+        if isinstance(arg, str) and "\0" in arg:  # only a caller other than a shell can pass one
+            _error_line(f"argument '{printable(arg)}' contains a NUL character", 2)
 
 
 def stderr_console() -> Any:
@@ -252,12 +308,17 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.option("--address", default="all", show_default=True, help="pg_hba address column.")
 @click.option("--reject-plaintext/--allow-plaintext", default=True, show_default=True,
               help="Add 'hostnossl all all all reject'.")
-@click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default="TLSv1.2", show_default=True,
-              help="ssl_min_protocol_version.")
-@click.option("--pg-ssl-version", type=click.Choice(["tlsv1_2", "tlsv1_3", "any"]), default="tlsv1_2",
-              show_default=True, help="Kong Enterprise pg_ssl_version.")
+@click.option("--tls-profile", type=click.Choice(TLS_PROFILES), default="intermediate", show_default=True,
+              help="Mozilla TLS profile for both ends: modern = TLS 1.3 only (ECDSA, leaves <= 90 days); "
+                   "legacy = PostgreSQL's default ciphers.")
+@click.option("--min-tls", type=click.Choice(PG_MIN_TLS), default=None,
+              help="ssl_min_protocol_version [default: TLSv1.2; TLSv1.3 with --tls-profile modern].")
+@click.option("--pg-ssl-version", type=click.Choice(KONG_PG_SSL_VERSIONS), default=None,
+              help="Kong Enterprise pg_ssl_version [default: the one --min-tls needs]; never below --min-tls.")
 @click.option("--system/--no-system", default=True, show_default=True,
-              help="Keep 'system,' (the OS bundle) in lua_ssl_trusted_certificate.")
+              help="Keep 'system,' (the OS bundle) in lua_ssl_trusted_certificate; --no-system trusts only this PKI.")
+@click.option("--kong-os-user", default=KONG_DEFAULT_OS_USER, show_default=True,
+              help="The user Kong's workers run as (nginx_user): who must be able to read client.key.")
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
 @click.option("--host", default=None, help="libpq / kong --connection host [default: --server's first SAN]; "
@@ -277,11 +338,11 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.option("--force", is_flag=True, help="Let --write replace existing files.")
 @topology_options
 def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None, edition: str, auth: str | None,
-           database: str, user: str | None, address: str, reject_plaintext: bool, min_tls: str,
-           pg_ssl_version: str, system: bool, server_name: str, client_name: str, host: str | None,
-           connection: bool,
-           port: int, url: bool, k8s_for: str | None, namespace: str, k8s_prefix: str, with_keys: bool,
-           include_ca_key: bool, write_dir: Path | None, force: bool, **topo: Any) -> None:
+           database: str, user: str | None, address: str, reject_plaintext: bool, tls_profile: str,
+           min_tls: str | None, pg_ssl_version: str | None, system: bool, kong_os_user: str, server_name: str,
+           client_name: str, host: str | None, port: int, url: bool, k8s_for: str | None, namespace: str,
+           k8s_prefix: str, with_keys: bool, include_ca_key: bool, write_dir: Path | None, force: bool,
+           connection: bool, **topo: Any) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
 
     TARGET is one of: postgres, hba, ident, kong, kong-env, libpq, all, standby, pgbouncer, patroni.
@@ -316,42 +377,48 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     files = r.Files(pg_dir=pg_dir or m.deploy_dir("postgres"), kong_dir=kong_dir or m.deploy.get("kong") or here,
                     server=server_name, client=client_name)
     chosen_auth = auth or r.default_auth(edition)
+    kong: dict[str, Any] = {"edition": edition, "pg_ssl_version": pg_ssl_version, "system": system,
+                            "min_tls": min_tls, "tls_profile": tls_profile, "os_user": kong_os_user}
     from pgkongtls.cli_topology import check_options, render_target
 
     check_options(target, topo)
     if target in TOPOLOGY_TARGETS:
         source = click.get_current_context().get_parameter_source("client_name")
-        out = render_target(target, m, files, auth=auth, user=user, min_tls=min_tls, edition=edition,
+        from pgkongtls.tlspolicy import resolve
+
+        out = render_target(target, m, files, auth=auth, user=user, min_tls=resolve(tls_profile, min_tls).min_tls,
+                            edition=edition,
                             client_given=source is not click.core.ParameterSource.DEFAULT, **topo)
     elif target == "all":
         if write_dir is None:
             fail("render all writes one file per snippet; pass --write DIR")
-        out = r.render_all(m, files, edition=edition, auth=chosen_auth, min_tls=min_tls,
-                           pg_ssl_version=pg_ssl_version, system=system, database=database, user=user,
-                           address=address, reject_plaintext=reject_plaintext, host=host)
+        out = r.render_all(m, files, auth=chosen_auth, database=database, user=user, address=address,
+                           reject_plaintext=reject_plaintext, host=host, **kong)
     else:
         renderers = {
-            "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls),
+            "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls, tls_profile=tls_profile),
             "hba": lambda: r.render_hba(m, auth=chosen_auth, edition=edition, database=database, user=user,
                                         address=address, reject_plaintext=reject_plaintext,
                                         replication=topo["replication"]),
             "ident": lambda: r.render_ident(m, user=user, replication=topo["replication"]),
-            "kong": lambda: r.render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
-                                          via=topo["via"], ro_server=topo["ro_server"]) + (
+            "kong": lambda: r.render_kong(m, files, via=topo["via"], ro_server=topo["ro_server"], **kong) + (
                 r.render_kong_connection(m, server=server_name, host=host, port=port, user=user, database=db_name,
                                          via=topo["via"]) if connection else ""),
-            "kong-env": lambda: r.render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version,
-                                                  system=system, via=topo["via"], ro_server=topo["ro_server"]),
+            "kong-env": lambda: r.render_kong_env(m, files, via=topo["via"], ro_server=topo["ro_server"], **kong),
             "libpq": lambda: (rc.render_libpq_url(m, files, host=host, user=user, port=port, database=db_name)
                               if url else r.render_libpq(m, files, host=host, user=user)),
             "kubernetes": lambda: rk.render_kubernetes(m, fsio.reader(pki_dir), rk.K8sOptions(
                 target=k8s_for or "", namespace=namespace, prefix=k8s_prefix, with_keys=with_keys,
                 include_ca_key=include_ca_key, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
-                server=server_name, client=client_name)),
+                min_tls=min_tls, tls_profile=tls_profile, os_user=kong_os_user, server=server_name,
+                client=client_name)),
             "jdbc": lambda: rc.render_jdbc(m, files, host=host, user=user, port=port, database=db_name,
                                             pki_dir=str(pki_dir)),
         }
         out = {r.ALL_FILES[target]: renderers[target]()}
+    if target in ("hba", "all"):
+        for warning in r.hba_warnings(chosen_auth, edition):
+            click.echo(f"warning: {warning}", err=True)
     if write_dir is None:
         click.echo("".join(out.values()), nl=False)
         return

@@ -73,12 +73,12 @@ def _made(host: str, out: Path, plan: Any, tar: Path | None) -> None:
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--auth", type=click.Choice(["cert", "verify-full", "scram"]), default=None,
               help="pg_hba method [default: cert; scram with --edition oss].")
-@click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default="TLSv1.2", show_default=True,
-              help="ssl_min_protocol_version.")
+@click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default=None,
+              help="ssl_min_protocol_version [default: as render postgres].")
 @click.option("--pg-conf-dir", default=None,
               help="The host's postgresql.conf directory, recorded so install needs no --pg-conf-dir.")
 def bundle_postgres(pki_dir: Path, out: Path, ssl_dir: str | None, edition: str, tar: Path | None, force: bool,
-                    server_name: str, auth: str | None, min_tls: str, pg_conf_dir: str | None) -> None:
+                    server_name: str, auth: str | None, min_tls: str | None, pg_conf_dir: str | None) -> None:
     """The database host's bundle: server certificate and key, ssl_ca_file, CRL, and config snippets.
 
     \b

@@ -16,6 +16,7 @@ import click
 
 from pgkongtls import DEFAULT_WARN_DAYS
 from pgkongtls.cli import main, stderr_console
+from pgkongtls.consumers import KONG_DEFAULT_OS_USER
 
 if TYPE_CHECKING:
     from pgkongtls.probe import ProbeReport
@@ -58,9 +59,12 @@ def print_findings(findings: list[Finding], what: str) -> None:
               help="Warn about certificates that expire within this many days.")
 @click.option("--pg-os-user", default="postgres", show_default=True,
               help="The OS account PostgreSQL runs as (owner rule for ssl_key_file).")
+@click.option("--kong-os-user", default=KONG_DEFAULT_OS_USER, show_default=True,
+              help="The OS account Kong's workers run as (nginx_user): it must read pg_ssl_cert_key.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list on stdout.")
 def verify(directory: Path | None, postgresql_conf: Path | None, pg_hba: Path | None, pg_ident: Path | None,
-           kong_conf: Path | None, edition: str, warn_days: int, pg_os_user: str, as_json: bool) -> None:
+           kong_conf: Path | None, edition: str, warn_days: int, pg_os_user: str, kong_os_user: str,
+           as_json: bool) -> None:
     """Check a PKI directory and the config files that use it; exit 1 on any error.
 
     DIRECTORY is a pgkongtls directory, or one made by hand with the source
@@ -79,7 +83,7 @@ def verify(directory: Path | None, postgresql_conf: Path | None, pg_hba: Path | 
     from pgkongtls.certs import utcnow
 
     data = inputs.gather(directory, postgresql_conf=postgresql_conf, pg_hba=pg_hba, pg_ident=pg_ident,
-                         kong_conf=kong_conf, pg_os_user=pg_os_user)
+                         kong_conf=kong_conf, pg_os_user=pg_os_user, kong_os_user=kong_os_user)
     findings = v.run_checks(data, now=utcnow(), warn_days=warn_days, edition=edition)
     what = ", ".join(str(p) for p in (directory, postgresql_conf, pg_hba, pg_ident, kong_conf) if p is not None)
     print_findings(findings, what)

@@ -23,6 +23,17 @@ class Setting:
     line: int
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as PostgreSQL and Kong see them: split on \\n only. str.splitlines() also breaks at
+    \\f, \\v, \\x1c-\\x1e, \\x85, U+2028/9, so a `#\\f` comment could show a line the server never reads."""
+    return text.split("\n")
+
+
+#: guc-file.l's whitespace; a form feed or vertical tab is a syntax error to PostgreSQL, not a blank.
+_PG_BLANKS = " \t\r"
+#: Lua's %s, which Kong's conf_loader trims with (Python's strip() would trim \x1c-\x1f and U+00A0 too).
+_KONG_BLANKS = " \t\n\v\f\r"
+
 _PG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _PG_UNQUOTED = re.compile(r"[^\s#'=]+")
 _PG_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -58,17 +69,17 @@ def _pg_string(text: str, start: int, where: str) -> tuple[str, int]:
 def parse_pg_conf(text: str, *, source: str = "postgresql.conf") -> list[Setting]:
     """Every setting in file order (later ones win, as in PostgreSQL); include lines are settings too."""
     settings: list[Setting] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in enumerate(_lines(text), 1):
         where = f"{source} line {lineno}"
-        line = raw.strip()
+        line = raw.strip(_PG_BLANKS)
         if not line or line.startswith("#"):
             continue
         name = _PG_NAME.match(line)
         if not name:
             raise InputError(f"{where}: syntax error near {line[:20]!r}")
-        rest = line[name.end():].lstrip()
+        rest = line[name.end():].lstrip(_PG_BLANKS)
         if rest.startswith("="):
-            rest = rest[1:].lstrip()
+            rest = rest[1:].lstrip(_PG_BLANKS)
         if rest.startswith("'"):
             value, end = _pg_string(rest, 0, where)
         else:
@@ -76,7 +87,7 @@ def parse_pg_conf(text: str, *, source: str = "postgresql.conf") -> list[Setting
             if not bare:
                 raise InputError(f"{where}: {name.group()} has no value")
             value, end = bare.group(), bare.end()
-        tail = rest[end:].strip()
+        tail = rest[end:].strip(_PG_BLANKS)
         if tail and not tail.startswith("#"):
             raise InputError(f"{where}: syntax error near {tail[:20]!r}")
         settings.append(Setting(name=name.group().lower(), value=value, line=lineno))
@@ -119,7 +130,8 @@ def _hba_fields(text: str, source: str) -> list[tuple[int, list[list[Token]]]]:
     out: list[tuple[int, list[list[Token]]]] = []
     pending = ""
     start = 0
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in enumerate(_lines(text), 1):
+        raw = raw.rstrip("\r")  # tokenize_auth_file strips a trailing CR before looking for a backslash
         if not pending:
             start = lineno
         if raw.endswith("\\") and not _in_comment(raw):
@@ -247,15 +259,15 @@ def parse_kong_conf(text: str, *, source: str = "kong.conf") -> dict[str, KongVa
     Quotes are not removed, as in Kong: `pg_ssl_cert = '/x'` names a file `'/x'`.
     """
     out: dict[str, KongValue] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+    for lineno, raw in enumerate(_lines(text), 1):
+        line = raw.strip(_KONG_BLANKS)
         if not line or line[0] in "#;":
             continue
         key, eq, value = line.partition("=")
         if not eq or not key.strip():
             raise InputError(f"{source} line {lineno}: expected key = value")
-        value = _KONG_COMMENT.sub("", value).replace("\\#", "#").strip()
-        out[key.strip().lower()] = KongValue(value=value, line=lineno)
+        value = _KONG_COMMENT.sub("", value).replace("\\#", "#").strip(_KONG_BLANKS)
+        out[key.strip(_KONG_BLANKS).lower()] = KongValue(value=value, line=lineno)
     return out
 
 

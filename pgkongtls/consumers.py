@@ -35,6 +35,40 @@ SYSTEM_BUNDLES = (
     "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
     "/etc/ssl/cert.pem",
 )
+#: Kong Enterprise's `pg_ssl_version` values (tlsv1_1 is gone); its default is tlsv1_2. At start-up pgmoon
+#: hands it to LuaSec as `protocol`, so a version below the server's minimum stops Kong from starting.
+KONG_PG_SSL_VERSIONS = ("tlsv1_2", "tlsv1_3", "any")
+KONG_DEFAULT_PG_SSL_VERSION = "tlsv1_2"
+#: PostgreSQL's `ssl_min_protocol_version` values pgkongtls offers, lowest first, and the
+#: pg_ssl_version that speaks exactly that floor.
+PG_MIN_TLS = ("TLSv1.2", "TLSv1.3")
+#: Every ssl_min_protocol_version value PostgreSQL accepts, lowest first, and its default since 13.
+PG_TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+PG_DEFAULT_MIN_TLS = "TLSv1.2"
+PG_SSL_VERSION_FOR_MIN_TLS = {"TLSv1.2": "tlsv1_2", "TLSv1.3": "tlsv1_3"}
+#: The lowest TLS version each pg_ssl_version can speak (`any` negotiates up to TLS 1.3).
+PG_SSL_VERSION_FLOOR = {"tlsv1_2": "TLSv1.2", "tlsv1_3": "TLSv1.3", "any": None}
+#: Kong's default `lua_ssl_protocols` (nginx applies it to the runtime connection and all other outbound TLS).
+KONG_DEFAULT_LUA_SSL_PROTOCOLS = "TLSv1.2 TLSv1.3"
+#: Kong's default nginx_user: its workers run as this user and group and read pg_ssl_cert(_key) for every
+#: new connection (Kong Enterprise's pgmoon), so the key must be readable by it.
+KONG_DEFAULT_OS_USER = "kong"
+#: Mozilla's "intermediate" TLS 1.2 cipher list (server side); PostgreSQL 15 accepts it and both sslyze and
+#: testssl grade it clean. TLS 1.3 suites are not set by ssl_ciphers.
+MOZILLA_INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+)
+#: PostgreSQL 15 defaults pgkongtls leaves alone on purpose: `off` makes testssl report no server cipher
+#: order, and ssl_ecdh_curve takes one curve only (X25519 fails with "ECDH: could not create key").
+PG_DEFAULT_PREFER_SERVER_CIPHERS = "on"
+PG_DEFAULT_ECDH_CURVE = "prime256v1"
+#: `--tls-profile` choices (Mozilla's names; legacy = PostgreSQL's own cipher default). Mozilla "modern"
+#: is TLS 1.3 only with ECDSA keys and leaves of at most 90 days.
+TLS_PROFILES = ("intermediate", "modern", "legacy")
+DEFAULT_TLS_PROFILE = "intermediate"
+MODERN_MAX_LEAF_DAYS = 90
 #: PostgreSQL's defaults for the file settings (relative to the data directory).
 PG_DEFAULT_FILES = {"ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "", "ssl_crl_file": ""}
 #: PostgreSQL's default port.

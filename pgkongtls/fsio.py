@@ -21,11 +21,12 @@ import shutil
 import signal
 import stat
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgkongtls.errors import InputError, PgkError, StateError
+from pgkongtls.errors import InputError, PgkError, PgkWarning, StateError
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, loads
 
 STAGE_TAG = ".pgkongtls-"
@@ -245,7 +246,7 @@ def load_manifest(directory: Path) -> Manifest:
     if not Path(directory).is_dir():
         raise StateError(f"{directory} does not exist; create a PKI with pgkongtls init --out {directory}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path)[0].decode("utf-8")
     except FileNotFoundError:
         raise StateError(f"{directory} is not a pgkongtls PKI (no {MANIFEST_NAME}); create one with pgkongtls init") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -262,9 +263,14 @@ def read_passphrase(path: Path | None, *, option: str = "--ca-passphrase-file", 
     if path is None:
         return None
     try:
-        data = Path(path).read_bytes()
+        data, st = read_regular(Path(path), limit=MAX_PASSPHRASE + 2)
     except OSError as exc:
         raise InputError(f"cannot read {option} {path}: {exc.strerror or exc}") from None
+    except InputError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    if st.st_mode & 0o077:
+        warnings.warn(PgkWarning(f"{option} {path} has mode {stat.S_IMODE(st.st_mode):04o}: other users "
+                                 f"may read the {noun}; chmod 600 {path}"), stacklevel=2)
     data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
     if not data:
         raise InputError(f"{option} {path} is empty; write the {noun} into it")
@@ -277,7 +283,7 @@ def reader(directory: Path) -> Callable[[str], bytes | None]:
     """Read PKI files by name for the planners (lifecycle.Reader): a missing file is None, other errors one line."""
     def read(name: str) -> bytes | None:
         try:
-            return (directory / name).read_bytes()
+            return read_regular(directory / name)[0]
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -301,6 +307,43 @@ def write_outputs(directory: Path, files: dict[str, str], *, overwrite: bool) ->
     except OSError as exc:
         raise _os_error(exc, directory) from None
 
+
+
+#: The most pgkongtls reads from any one file (certificate, key, CRL, config, manifest, passphrase):
+#: far above a 100,000-entry CRL, far below what a link to /dev/zero would eat.
+MAX_READ = 16 * 1024 * 1024
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def read_regular(path: Path, *, limit: int = MAX_READ) -> tuple[bytes, os.stat_result]:
+    """A regular file's bytes (at most `limit`) and its fstat, from one open.
+
+    O_NONBLOCK so a FIFO cannot hang the open; fstat on the same descriptor, so what is checked is
+    what is read. Links are followed on purpose: Kubernetes mounts secrets as symlinks, and what a
+    link points at is checked like the file itself.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{path} is a directory; point at a file")
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+            raise InputError(f"{path} is {kind}, not a regular file; point at the file itself")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise InputError(f"{path} is larger than {limit // (1024 * 1024)} MiB; point at the right file")
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- single exported secrets

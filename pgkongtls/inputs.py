@@ -17,15 +17,15 @@ import os
 import pwd
 import stat
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from pgkongtls import confparse, pkiload
+from pgkongtls import confparse, fsio, pkiload
 from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Setting
-from pgkongtls.consumers import PG_DEFAULT_FILES, SYSTEM_BUNDLES
+from pgkongtls.consumers import KONG_DEFAULT_OS_USER, PG_DEFAULT_FILES, SYSTEM_BUNDLES
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, CertEntry, Manifest
 from pgkongtls.pkiload import FileDamage
@@ -130,6 +130,32 @@ class TrustEntry:
 
 
 @dataclass(frozen=True)
+class PathStat:
+    """One step on the way to a file: what another OS user needs to traverse or read it."""
+
+    path: str
+    mode: int
+    uid: int
+    gid: int
+    owner: str = ""
+    group: str = ""
+
+
+def path_chain(path: str) -> tuple[PathStat, ...]:
+    """Every directory from / down to `path` (symlinks resolved), then `path` itself; empty when it is missing."""
+    real = Path(os.path.realpath(path))
+    out: list[PathStat] = []
+    try:
+        for p in (*reversed(real.parents), real):
+            st = os.stat(p)
+            out.append(PathStat(str(p), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, _owner_name(st.st_uid),
+                                _group_name(st.st_gid)))
+    except OSError:
+        return ()
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class KongInput:
     """kong.conf's values and the files its pg_ssl_* and lua_ssl_* keys name."""
 
@@ -138,6 +164,8 @@ class KongInput:
     trust: tuple[TrustEntry, ...]
     cert: MaybeCert | None
     key: MaybeKey | None
+    #: pg_ssl_cert / pg_ssl_cert_key -> the path to them (the Kong workers' user must traverse it and read them)
+    access: dict[str, tuple[PathStat, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -160,13 +188,18 @@ class VerifyInput:
     kong: KongInput | None = None
     pg_os_user: str = "postgres"
     pg_account: Account | None = None
+    kong_os_user: str = KONG_DEFAULT_OS_USER
+    kong_account: Account | None = None
 
 
 def _read(path: Path) -> bytes:
+    return _read_stat(path)[0]
+
+
+def _read_stat(path: Path) -> tuple[bytes, os.stat_result]:
+    """Only a regular file, and at most fsio.MAX_READ of it: a key linked to /dev/zero or a FIFO is refused."""
     try:
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory; point at a file") from None
+        return fsio.read_regular(path)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
@@ -179,8 +212,8 @@ def load_cert_file(path: Path, *, shown: str | None = None) -> CertFile:
 def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
     """A PEM private key plus the mode and owner PostgreSQL's key rule looks at."""
     where = shown or str(path)
-    loaded = pkiload.parse_key(_read(path), where)
-    st = path.stat()
+    data, st = _read_stat(path)
+    loaded = pkiload.parse_key(data, where)
     key: PrivateKeyTypes | None = loaded.key
     encrypted = loaded.encrypted
     real = os.path.realpath(path)
@@ -214,8 +247,6 @@ def _maybe_key(path: Path, shown: str) -> MaybeKey:
 
 def load_pki_dir(directory: Path) -> PkiDir:
     """A pgkongtls directory by its manifest, or a hand-made one by the source document's names."""
-    from pgkongtls import fsio
-
     base = str(directory)
     if not directory.exists():
         raise StateError(f"{directory} does not exist; pass the PKI directory")
@@ -356,6 +387,7 @@ def load_kong(path: Path) -> KongInput:
         path=str(path), values=values, trust=tuple(trust),
         cert=_maybe_cert(Path(cert), cert) if cert else None,
         key=_maybe_key(Path(key), key) if key else None,
+        access={k: path_chain(p) for k, p in (("pg_ssl_cert", cert), ("pg_ssl_cert_key", key)) if p},
     )
 
 
@@ -376,9 +408,17 @@ def _owner_name(uid: int) -> str:
         return str(uid)
 
 
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
 def gather(
     directory: Path | None, *, postgresql_conf: Path | None = None, pg_hba: Path | None = None,
     pg_ident: Path | None = None, kong_conf: Path | None = None, pg_os_user: str = "postgres",
+    kong_os_user: str = KONG_DEFAULT_OS_USER,
 ) -> VerifyInput:
     """Read everything one `verify` run looks at."""
     if directory is None and not any((postgresql_conf, pg_hba, pg_ident, kong_conf)):
@@ -394,4 +434,6 @@ def gather(
         kong=load_kong(kong_conf) if kong_conf else None,
         pg_os_user=pg_os_user,
         pg_account=account(pg_os_user),
+        kong_os_user=kong_os_user,
+        kong_account=account(kong_os_user) if kong_conf else None,
     )

@@ -262,6 +262,8 @@ def loads(text: str) -> Manifest:
         certificates=certs, crl_file=_need(data, "crl_file", (str, type(None)), "manifest"),
         crl_next_update=_need(data, "crl_next_update", (str, type(None)), "manifest"),
     )
+    if not m.hosts:
+        raise StateError(f"{MANIFEST_NAME}: manifest.hosts is empty; it needs the database host names from init --db-host")
     deploy = data.get("deploy", {})
     if (not isinstance(deploy, dict) or not set(deploy) <= set(DEPLOY_KEYS)
             or not all(isinstance(v, str) and v.startswith("/") and v.isprintable() for v in deploy.values())):

@@ -29,11 +29,14 @@ from pathlib import Path
 from cryptography import x509
 
 from pgkongtls.consumers import KONG_SENDS_SNI, LIBPQ_SENDS_SNI, PG_DEFAULT_PORT, libpq_host_check, x509_error_text
-from pgkongtls.errors import InputError, PgkError
+from pgkongtls.errors import InputError, PgkError, printable
 from pgkongtls.manifest import fingerprint, iso, sans_of
+from pgkongtls.pgwire import Deadline, Hostile, error_fields, read_message
 
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 PROTOCOL_3 = 196608
+#: --timeout bounds: below 0.1 s no handshake finishes; above a day the socket timeouts overflow.
+MIN_TIMEOUT, MAX_TIMEOUT = 0.1, 86400.0
 AUTH_NAMES = {3: "a cleartext password", 5: "an MD5 password", 10: "a SASL (SCRAM-SHA-256) password"}
 
 
@@ -64,6 +67,12 @@ def parse_target(text: str) -> Target:
         host = text  # a bare IPv6 address
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"invalid target {text!r}; use HOST[:PORT] with a port from 1 to 65535")
+    if not _is_ip(host):
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise InputError(f"invalid host name {host!r}: an empty or too long label, or a character DNS "
+                             "does not allow; use a name such as db.internal or an IP address") from None
     return Target(host=host, port=int(port))
 
 
@@ -79,8 +88,10 @@ class Presented:
 
     @classmethod
     def of(cls, cert: x509.Certificate) -> Presented:
-        return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(), sans=sans_of(cert),
-                   not_after=iso(cert.not_valid_after_utc), sha256=fingerprint(cert))
+        """Every text the server chose goes through `printable`: a subject can carry ANSI escapes."""
+        return cls(subject=printable(cert.subject.rfc4514_string()), issuer=printable(cert.issuer.rfc4514_string()),
+                   sans=tuple(printable(n) for n in sans_of(cert)), not_after=iso(cert.not_valid_after_utc),
+                   sha256=fingerprint(cert))
 
 
 @dataclass(frozen=True)
@@ -136,8 +147,10 @@ class _Handshake:
 def _connect(t: Target, timeout: float) -> socket.socket:
     try:
         sock = socket.create_connection((t.host, t.port), timeout=timeout)
+    except UnicodeError:
+        raise ProbeError(f"cannot resolve {printable(t.host)}: not a valid host name") from None
     except socket.gaierror as exc:
-        raise ProbeError(f"cannot resolve {t.host}: {exc.strerror}") from None
+        raise ProbeError(f"cannot resolve {printable(t.host)}: {exc.strerror}") from None
     except TimeoutError:
         raise ProbeError(f"no answer from {t} within {timeout:g} s") from None
     except OSError as exc:
@@ -163,11 +176,17 @@ def _ssl_request(sock: socket.socket, t: Target) -> bool:
     raise ProbeError(f"{t} answered {answer!r} to SSLRequest; it is not a PostgreSQL server")
 
 
-def _handshake(t: Target, opts: ProbeOptions, *, depth: int | None, sni: bool) -> _Handshake | None:
+def _handshake(t: Target, opts: ProbeOptions, *, depth: int | None, sni: bool,
+               deadline: Deadline) -> _Handshake | None:
     """One TLS handshake after SSLRequest; None when the server refused SSL."""
     from OpenSSL import SSL
 
-    sock = _connect(t, opts.timeout)
+    sock = _connect(t, deadline.left(str(t), "connecting"))
+    try:
+        sock.settimeout(deadline.left(str(t), "the SSLRequest"))
+    except PgkError:
+        sock.close()
+        raise
     if not _ssl_request(sock, t):
         sock.close()
         return None
@@ -178,7 +197,7 @@ def _handshake(t: Target, opts: ProbeOptions, *, depth: int | None, sni: bool) -
     def record(_conn: object, cert: object, errno: int, err_depth: int, ok: int) -> bool:
         if not ok:
             subject = cert.to_cryptography().subject.rfc4514_string()  # type: ignore[attr-defined]
-            errors.append((errno, err_depth, subject))
+            errors.append((errno, err_depth, printable(subject)))
         return True  # keep going: the verdict is ours to give, and the chain is wanted either way
 
     ctx.set_verify(SSL.VERIFY_PEER, record)
@@ -200,9 +219,11 @@ def _handshake(t: Target, opts: ProbeOptions, *, depth: int | None, sni: bool) -
             sock.close()
             raise InputError(f"{opts.key_file} does not match {opts.cert_file}; pass the key made with it") from None
     sock.settimeout(None)
-    tv = struct.pack("ll", int(opts.timeout), int((opts.timeout % 1) * 1e6))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    try:
+        deadline.arm(sock, str(t), "the TLS handshake")
+    except PgkError:
+        sock.close()
+        raise
     conn = SSL.Connection(ctx, sock)
     conn.set_connect_state()
     if sni and not _is_ip(t.host):
@@ -211,10 +232,10 @@ def _handshake(t: Target, opts: ProbeOptions, *, depth: int | None, sni: bool) -
         conn.do_handshake()
     except SSL.WantReadError:
         sock.close()
-        raise ProbeError(f"{t} did not finish the TLS handshake within {opts.timeout:g} s") from None
+        raise ProbeError(f"{t} did not finish the TLS handshake within --timeout {opts.timeout:g} s") from None
     except (SSL.Error, OSError) as exc:
         sock.close()
-        raise ProbeError(f"TLS handshake with {t} failed: {_ssl_text(exc)}") from None
+        raise ProbeError(f"TLS handshake with {t} failed: {printable(_ssl_text(exc))}") from None
     chain = [c.to_cryptography() for c in conn.get_peer_cert_chain() or []]
     return _Handshake(conn=conn, sock=sock, errors=errors, chain=chain,
                       protocol=conn.get_protocol_version_name(), cipher=conn.get_cipher_name() or "")
@@ -246,27 +267,12 @@ def _chain_verdict(name: str, hs: _Handshake, label: str) -> Verdict:
     return Verdict(name, False, f"certificate verify failed: {text} (depth {depth}, {subject})")
 
 
-def _recv_exact(conn: object, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))  # type: ignore[attr-defined]
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return buf
-
-
-def _error_fields(body: bytes) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for part in body.split(b"\0"):
-        if part:
-            fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
-    return fields
-
-
-def startup(hs: _Handshake, user: str, database: str) -> Verdict:
-    """StartupMessage over the TLS connection; the server's answer, verbatim."""
+def startup(hs: _Handshake, user: str, database: str, *, deadline: Deadline) -> Verdict:
+    """StartupMessage over the TLS connection; the server's answer, its text made printable."""
     from OpenSSL import SSL
+
+    if "\0" in user + database:
+        raise InputError("--user and --database cannot contain a NUL character")
 
     params = b"".join(k + b"\0" + v.encode() + b"\0" for k, v in (
         (b"user", user), (b"database", database), (b"application_name", "pgkongtls probe"))) + b"\0"
@@ -274,11 +280,9 @@ def startup(hs: _Handshake, user: str, database: str) -> Verdict:
     try:
         hs.conn.sendall(struct.pack("!ii", len(params) + 8, PROTOCOL_3) + params)  # type: ignore[attr-defined]
         while True:
-            kind = _recv_exact(hs.conn, 1)
-            length = struct.unpack("!i", _recv_exact(hs.conn, 4))[0]
-            body = _recv_exact(hs.conn, length - 4)
+            kind, body = read_message(hs.conn, hs.sock, deadline)
             if kind == b"E":
-                f = _error_fields(body)
+                f = error_fields(body)
                 text = f"{f.get('S', 'ERROR')}: {f.get('M', '')}"
                 if authenticated:
                     return Verdict("auth", True, f"AuthenticationOk as {user!r}, then the server said {text}")
@@ -294,10 +298,12 @@ def startup(hs: _Handshake, user: str, database: str) -> Verdict:
             if kind == b"Z":
                 hs.conn.sendall(b"X\0\0\0\4")  # type: ignore[attr-defined]
                 return Verdict("auth", True, f"AuthenticationOk as {user!r} to database {database!r}")
+    except Hostile as exc:
+        return Verdict("auth", False, str(exc))
     except SSL.WantReadError:
-        return Verdict("auth", False, "no answer to the StartupMessage within the timeout")
+        return Verdict("auth", False, deadline.startup_expired())
     except (SSL.Error, OSError) as exc:
-        return Verdict("auth", False, f"the server closed the connection: {_ssl_text(exc)}")
+        return Verdict("auth", False, f"the server closed the connection: {printable(_ssl_text(exc))}")
     except EOFError:
         if authenticated:
             return Verdict("auth", True, f"AuthenticationOk as {user!r}, then the server closed the connection")
@@ -316,7 +322,9 @@ def _close(hs: _Handshake) -> None:
 
 def probe(target: Target, opts: ProbeOptions) -> ProbeReport:
     """Connect as Kong would (and, with a trust file, as libpq verify-full would); report what happened."""
-    kong = _handshake(target, opts, depth=opts.depth if opts.trusted is not None else None, sni=KONG_SENDS_SNI)
+    deadline = Deadline(opts.timeout)
+    kong = _handshake(target, opts, depth=opts.depth if opts.trusted is not None else None, sni=KONG_SENDS_SNI,
+                      deadline=deadline)
     if kong is None:
         refused = "the server refused SSL (it answered N to SSLRequest): set ssl = on in postgresql.conf and reload"
         return ProbeReport(target=str(target), ssl=False, verdicts=(Verdict("ssl", False, refused),))
@@ -325,11 +333,11 @@ def probe(target: Target, opts: ProbeOptions) -> ProbeReport:
         if opts.trusted is not None:
             verdicts.append(_chain_verdict("kong", kong, f"{opts.trust_label} at lua_ssl_verify_depth {opts.depth}"))
         if opts.user is not None:
-            verdicts.append(startup(kong, opts.user, opts.database or opts.user))
+            verdicts.append(startup(kong, opts.user, opts.database or opts.user, deadline=deadline))
     finally:
         _close(kong)
     if opts.trusted is not None:
-        libpq = _handshake(target, opts, depth=None, sni=LIBPQ_SENDS_SNI)
+        libpq = _handshake(target, opts, depth=None, sni=LIBPQ_SENDS_SNI, deadline=deadline)
         if libpq is None:
             verdicts.append(Verdict("libpq", False, "the server refused SSL on the second connection"))
         else:
@@ -351,6 +359,8 @@ def options_from(
     from pgkongtls import inputs
     from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_DEPTH, KONG_DEFAULT_USER, kong_depth
 
+    if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # also NaN, which click's FloatRange lets through
+        raise InputError(f"--timeout must be {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g} seconds, got {timeout:g}")
     if kong_conf is not None and (ca is not None or depth is not None):
         raise InputError("--kong-conf brings its own trust file and depth; drop --ca/--depth or --kong-conf")
     if depth is not None and ca is None:

@@ -11,15 +11,21 @@ import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_DEPTH, host_in_names
+from pgkongtls import tlspolicy
+from pgkongtls.consumers import (
+    DEFAULT_TLS_PROFILE,
+    KONG_DEFAULT_DATABASE,
+    KONG_DEFAULT_DEPTH,
+    KONG_DEFAULT_OS_USER,
+    host_in_names,
+)
 from pgkongtls.errors import InputError
-from pgkongtls.manifest import Manifest
+from pgkongtls.manifest import CertEntry, Manifest
 
 AUTHS = ("cert", "verify-full", "scram")
 EDITIONS = ("enterprise", "oss")
-PG_SSL_VERSIONS = ("tlsv1_2", "tlsv1_3", "any")
-MIN_TLS = ("TLSv1.2", "TLSv1.3")
 MAP_NAME = "pgkongtls"
 
 
@@ -115,15 +121,17 @@ def verify_depth(m: Manifest) -> tuple[int, str]:
     )
 
 
-def render_postgres(m: Manifest, files: Files, *, min_tls: str = "TLSv1.2") -> str:
-    """postgresql.conf settings that enable TLS and client-certificate checking."""
-    if min_tls not in MIN_TLS:
-        raise InputError(f"unknown --min-tls {min_tls!r}; use TLSv1.2 or TLSv1.3")
+def render_postgres(m: Manifest, files: Files, *, min_tls: str | None = None,
+                    tls_profile: str = DEFAULT_TLS_PROFILE) -> str:
+    """postgresql.conf settings that enable TLS and client-certificate checking, under one TLS policy."""
+    policy = tlspolicy.resolve(tls_profile, min_tls)
     server = m.certificates.get(files.server)
     if server is None or server.role != "server":
         raise InputError(f"{files.server!r} is not a server certificate in this PKI")
+    tlspolicy.check_keys_and_lifetimes(m, policy, files.server)
     key = _path(files.pg_dir, server.key_file, "--pg-dir")
-    lines = _header(m, "PostgreSQL TLS settings", "include it from postgresql.conf, or append it there, then: SELECT pg_reload_conf();")
+    lines = _header(m, "PostgreSQL TLS settings",
+                    "include it from postgresql.conf, or append it there, then: SELECT pg_reload_conf();")
     lines += [
         "#",
         "# The key must be owned by the postgres user with mode 0600, or by root:postgres with mode 0640:",
@@ -137,7 +145,7 @@ def render_postgres(m: Manifest, files: Files, *, min_tls: str = "TLSv1.2") -> s
     ]
     if m.crl_file:
         lines.append(f"ssl_crl_file = {pg_quote(_path(files.pg_dir, m.crl_file, '--pg-dir'))}")
-    lines.append(f"ssl_min_protocol_version = {pg_quote(min_tls)}")
+    lines += tlspolicy.postgres_lines(policy)
     return "\n".join(lines) + "\n"
 
 
@@ -195,6 +203,15 @@ def hba_address(value: str) -> str:
     return f"{ip}/{ip.max_prefixlen}"
 
 
+def hba_warnings(auth: str, edition: str) -> list[str]:
+    """What the operator must hear about a method/edition pair (the CLI prints these on stderr too)."""
+    if auth == "scram" and edition == "enterprise":
+        return ["Kong Enterprise with --auth scram: pgmoon 2.3.3.0 breaks every new connection in a worker after its "
+                "first SCRAM-SHA-256-PLUS login (2.3.2.0, pinned by Kong Enterprise 3.10, is not verified); "
+                "use --auth cert"]
+    return []
+
+
 def render_hba(
     m: Manifest, *, auth: str = "cert", edition: str = "enterprise", database: str = "all",
     user: str | None = None, address: str = "all", reject_plaintext: bool = True, replication: str | None = None,
@@ -209,7 +226,8 @@ def render_hba(
     db_user = user or m.db_user
     mapped = needs_map(m, db_user, replication)
     cols = f"{hba_token(database, '--database')} {hba_name(db_user, '--user')} {hba_address(address)}"
-    lines = _header(m, "pg_hba.conf lines for Kong", "append to pg_hba.conf (first match wins: put them above broader lines), then reload")
+    lines = _header(m, "pg_hba.conf lines for Kong",
+                    "append to pg_hba.conf (first match wins: put them above broader lines), then reload")
     if auth == "cert":
         lines.append("# cert: the client certificate must chain to ssl_ca_file and its CN must be the role (or map to it).")
         line = f"hostssl {cols} cert" + (f" map={MAP_NAME}" if mapped else "")
@@ -230,6 +248,7 @@ def render_hba(
     else:
         if mapped:
             raise InputError("client CNs differ from the db user and only --auth cert can map them; use --auth cert")
+        lines += [f"# WARNING: {w}" for w in hba_warnings(auth, edition)]
         lines += [
             "# scram-sha-256 clientcert=verify-full: a certificate whose CN is the role AND a password.",
             f"# Set one: ALTER ROLE {db_user} PASSWORD '...'; and pg_password in kong.conf.",
@@ -295,18 +314,21 @@ def render_ident(m: Manifest, *, user: str | None = None, replication: str | Non
 
 
 def kong_settings(
-    m: Manifest, files: Files, *, edition: str = "enterprise", pg_ssl_version: str = "tlsv1_2", system: bool = True,
+    m: Manifest, files: Files, *, edition: str = "enterprise", pg_ssl_version: str | None = None, system: bool = True,
+    min_tls: str | None = None, tls_profile: str = DEFAULT_TLS_PROFILE, os_user: str = KONG_DEFAULT_OS_USER,
     via: str | None = None, ro_server: str | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """The kong.conf keys and values, with their comments; shared by kong.conf and kong.env."""
+    """The kong.conf keys and values, with their comments; shared by kong.conf and kong.env.
+
+    The TLS policy (`tls_profile`, `min_tls`) is the one `render postgres` gets, so pg_ssl_version
+    (None: derived from it) can reach the server's floor; `os_user` is who Kong's workers run as.
+    """
     if edition not in EDITIONS:
         raise InputError(f"unknown --edition {edition!r}; use enterprise or oss")
-    if pg_ssl_version not in PG_SSL_VERSIONS:
-        raise InputError(f"unknown --pg-ssl-version {pg_ssl_version!r}; use one of {', '.join(PG_SSL_VERSIONS)}")
+    policy = tlspolicy.resolve(tls_profile, min_tls)
+    version = tlspolicy.kong_ssl_version(policy, pg_ssl_version)
     kong_value(files.kong_dir, "--kong-dir")
-    client = m.certificates.get(files.client)
-    if client is None or client.role != "client":
-        raise InputError(f"{files.client!r} is not a client certificate in this PKI")
+    client = client_entry(m, files.client)
     trust = kong_value(_path(files.kong_dir, trust_file_for_clients(m), "--kong-dir"), "--kong-dir")
     depth, arithmetic = verify_depth(m)
     comments = [
@@ -320,17 +342,19 @@ def kong_settings(
         values += [("pg_ssl_required", "on")]
     values += [("pg_ssl_verify", "on")]
     if edition == "enterprise":
-        values += [
-            ("pg_ssl_version", pg_ssl_version),
-            ("pg_ssl_cert", kong_value(_path(files.kong_dir, client.file, "--kong-dir"), "--kong-dir")),
-            ("pg_ssl_cert_key", kong_value(_path(files.kong_dir, client.key_file, "--kong-dir"), "--kong-dir")),
-        ]
+        cert = kong_value(_path(files.kong_dir, client.file, "--kong-dir"), "--kong-dir")
+        key = kong_value(_path(files.kong_dir, client.key_file, "--kong-dir"), "--kong-dir")
+        comments += tlspolicy.kong_comments(policy, version)
+        comments += tlspolicy.key_owner_lines(os_user, key, cert)
+        values += [("pg_ssl_version", version), ("pg_ssl_cert", cert), ("pg_ssl_cert_key", key)]
     else:
         comments += [
             "# open-source Kong: pg_ssl_required, pg_ssl_version, pg_ssl_cert and pg_ssl_cert_key exist only in",
             "# Kong Enterprise, so Kong cannot present a client certificate. Render pg_hba with --auth scram",
             "# and set pg_password.",
         ]
+    if system:
+        comments += tlspolicy.system_warning()
     values += [
         ("lua_ssl_trusted_certificate", ("system," if system else "") + trust),
         ("lua_ssl_verify_depth", str(depth)),
@@ -343,12 +367,11 @@ def kong_settings(
     return comments, values
 
 
-def render_kong(m: Manifest, files: Files, *, edition: str = "enterprise", pg_ssl_version: str = "tlsv1_2",
-                system: bool = True, via: str | None = None, ro_server: str | None = None) -> str:
-    """kong.conf lines for TLS (and mTLS on Enterprise) to PostgreSQL."""
-    comments, values = kong_settings(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
-                                     via=via, ro_server=ro_server)
-    lines = _header(m, f"kong.conf settings for PostgreSQL TLS (Kong {'Enterprise' if edition == 'enterprise' else 'open-source'})",
+def render_kong(m: Manifest, files: Files, **opts: Any) -> str:
+    """kong.conf lines for TLS (and mTLS on Enterprise) to PostgreSQL; `opts` are kong_settings' options."""
+    comments, values = kong_settings(m, files, **opts)
+    edition = "open-source" if opts.get("edition") == "oss" else "Enterprise"
+    lines = _header(m, f"kong.conf settings for PostgreSQL TLS (Kong {edition})",
                     "append to kong.conf")
     lines += comments + [f"{k} = {v}" for k, v in values]
     return "\n".join(lines) + "\n"
@@ -370,11 +393,9 @@ def render_kong_connection(m: Manifest, *, server: str = "server", host: str | N
     return "\n".join(lines + [f"{k} = {v}" for k, v in values]) + "\n"
 
 
-def render_kong_env(m: Manifest, files: Files, *, edition: str = "enterprise", pg_ssl_version: str = "tlsv1_2",
-                    system: bool = True, via: str | None = None, ro_server: str | None = None) -> str:
+def render_kong_env(m: Manifest, files: Files, **opts: Any) -> str:
     """The same settings as KONG_* environment variables (Docker, Kubernetes)."""
-    comments, values = kong_settings(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system,
-                                     via=via, ro_server=ro_server)
+    comments, values = kong_settings(m, files, **opts)
     lines = _header(m, "Kong environment for PostgreSQL TLS", "use as a Docker --env-file or a Kubernetes env list")
     lines += comments + [f"KONG_{k.upper()}={v}" for k, v in values]
     return "\n".join(lines) + "\n"
@@ -396,12 +417,27 @@ def server_host(m: Manifest, server: str, host: str | None = None) -> str:
     return host
 
 
+def client_entry(m: Manifest, name: str) -> CertEntry:
+    """The --client certificate: one in service, of the client role (never a server key, a revoked
+    certificate or a superseded one kept for the CRL)."""
+    entry = m.certificates.get(name)
+    if entry is None:
+        raise InputError(f"--client {name!r} is not in this PKI; issue it: pgkongtls issue client --name {name}")
+    base = name.partition("@")[0]
+    if entry.role != "client":
+        raise InputError(f"--client {name!r} is a {entry.role} certificate; pass the name of a client certificate")
+    if "@" in name:
+        raise InputError(f"--client {name!r} is a superseded certificate kept for the CRL; pass --client {base}")
+    if entry.revoked:
+        raise InputError(f"--client {name!r} was revoked on {entry.revoked[:10]}; "
+                         f"issue a new one: pgkongtls issue client --name {base} --force")
+    return entry
+
+
 def render_libpq(m: Manifest, files: Files, *, host: str | None = None, user: str | None = None) -> str:
     """A libpq connection string that checks what Kong cannot: verify-full, host name included."""
     trust = _path(files.kong_dir, trust_file_for_clients(m), "--kong-dir")
-    client = m.certificates.get(files.client)
-    if client is None or client.role != "client":
-        raise InputError(f"{files.client!r} is not a client certificate in this PKI")
+    client = client_entry(m, files.client)
     parts = {
         "host": server_host(m, files.server, host), "user": user or m.db_user, "sslmode": "verify-full", "sslrootcert": trust,
         "sslcert": _path(files.kong_dir, client.file, "--kong-dir"),
@@ -433,19 +469,22 @@ ALL_FILES = {
 
 
 def render_all(
-    m: Manifest, files: Files, *, edition: str = "enterprise", auth: str | None = None, min_tls: str = "TLSv1.2",
-    pg_ssl_version: str = "tlsv1_2", system: bool = True, database: str = "all", user: str | None = None,
-    address: str = "all", reject_plaintext: bool = True, host: str | None = None,
+    m: Manifest, files: Files, *, edition: str = "enterprise", auth: str | None = None, min_tls: str | None = None,
+    pg_ssl_version: str | None = None, system: bool = True, tls_profile: str = DEFAULT_TLS_PROFILE,
+    os_user: str = KONG_DEFAULT_OS_USER, database: str = "all", user: str | None = None, address: str = "all",
+    reject_plaintext: bool = True, host: str | None = None,
 ) -> dict[str, str]:
-    """Every snippet by file name, each with every option its single target takes; pg_ident only when
-    a map is needed."""
+    """Every snippet by file name, each with every option its single target takes; pg_ident only when a map
+    is needed. One TLS policy for both ends."""
     auth = auth or default_auth(edition)
+    kong: dict[str, Any] = {"edition": edition, "pg_ssl_version": pg_ssl_version, "system": system,
+                            "min_tls": min_tls, "tls_profile": tls_profile, "os_user": os_user}
     out = {
-        ALL_FILES["postgres"]: render_postgres(m, files, min_tls=min_tls),
+        ALL_FILES["postgres"]: render_postgres(m, files, min_tls=min_tls, tls_profile=tls_profile),
         ALL_FILES["hba"]: render_hba(m, auth=auth, edition=edition, database=database, user=user, address=address,
                                      reject_plaintext=reject_plaintext),
-        ALL_FILES["kong"]: render_kong(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system),
-        ALL_FILES["kong-env"]: render_kong_env(m, files, edition=edition, pg_ssl_version=pg_ssl_version, system=system),
+        ALL_FILES["kong"]: render_kong(m, files, **kong),
+        ALL_FILES["kong-env"]: render_kong_env(m, files, **kong),
         ALL_FILES["libpq"]: render_libpq(m, files, host=host, user=user),
     }
     if needs_map(m, user or m.db_user):

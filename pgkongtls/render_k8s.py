@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pgkongtls.consumers import DEFAULT_TLS_PROFILE, KONG_DEFAULT_OS_USER
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import CertEntry, Manifest
 from pgkongtls.render import (
@@ -49,8 +50,11 @@ class K8sOptions:
     with_keys: bool = False
     include_ca_key: bool = False
     edition: str = "enterprise"
-    pg_ssl_version: str = "tlsv1_2"
+    pg_ssl_version: str | None = None  # None: the one min_tls needs (render.kong_settings)
     system: bool = True
+    min_tls: str | None = None
+    tls_profile: str = DEFAULT_TLS_PROFILE
+    os_user: str = KONG_DEFAULT_OS_USER
     server: str = "server"
     client: str = "client"
 
@@ -159,7 +163,8 @@ def _kong_helm(m: Manifest, contents: Reader, o: K8sOptions) -> list[str]:
     client = _leaf(m, o.client, "client", "--client")
     trust = _read(contents, trust_file_for_clients(m))
     comments, values = kong_settings(m, Files(pg_dir=mount, kong_dir=mount, server=o.server, client=o.client),
-                                     edition=o.edition, pg_ssl_version=o.pg_ssl_version, system=o.system)
+                                     edition=o.edition, pg_ssl_version=o.pg_ssl_version, system=o.system,
+                                     min_tls=o.min_tls, tls_profile=o.tls_profile, os_user=o.os_user)
     paths = {f"{mount}/{client.file}": f"{mount}/tls.crt", f"{mount}/{client.key_file}": f"{mount}/tls.key",
              f"{mount}/{trust_file_for_clients(m)}": f"{mount}/ca.crt"}
     env = {k: next((v.replace(a, b) for a, b in paths.items() if v.endswith(a)), v) for k, v in values}

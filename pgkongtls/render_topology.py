@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from pgkongtls.consumers import (
     PG_DEFAULT_PORT,
+    PG_MIN_TLS,
     PGBOUNCER_CERT_SSLMODE,
     PGBOUNCER_DEFAULT_PORT,
     PGBOUNCER_HAS_CRL,
@@ -24,7 +25,6 @@ from pgkongtls.errors import InputError
 from pgkongtls.manifest import CertEntry, Manifest
 from pgkongtls.render import (
     MAP_NAME,
-    MIN_TLS,
     Files,
     _conninfo_quote,
     _header,
@@ -211,7 +211,7 @@ def render_pgbouncer(m: Manifest, files: Files, *, upstream: str | None = None, 
     """pgbouncer.ini: TLS from Kong to the pooler (files.server) and from the pooler upstream (files.client)."""
     if auth not in POOLER_AUTHS:
         raise InputError(f"pgbouncer --auth {auth!r}: use cert or scram")
-    if min_tls not in MIN_TLS:
+    if min_tls not in PG_MIN_TLS:
         raise InputError(f"unknown --min-tls {min_tls!r}; use TLSv1.2 or TLSv1.3")
     pooler = _entry(m, files.server, "server", "--server")
     upcert = _entry(m, files.client, "client", "--client")
@@ -329,7 +329,7 @@ def _yaml(value: str) -> str:
 def render_patroni(m: Manifest, files: Files, *, replication: str = "replicator", ctl_client: str | None = None,
                    min_tls: str = "TLSv1.2", auth: str = "cert", user: str | None = None) -> str:
     """patroni.yml fragment for one node (files.server): PostgreSQL TLS, TLS replication, TLS REST API."""
-    if min_tls not in MIN_TLS:
+    if min_tls not in PG_MIN_TLS:
         raise InputError(f"unknown --min-tls {min_tls!r}; use TLSv1.2 or TLSv1.3")
     node = _entry(m, files.server, "server", "--node")
     repl = replication_identity(m, replication)

@@ -1,7 +1,8 @@
-"""Shared test helpers: where Python >= 3.13 lives, and PKI file loading."""
+"""Shared test helpers: where Python >= 3.13 lives, the test clock, and the slow-machine plugin."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -10,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from pgkongtls.certs import utcnow
+
 TESTS = Path(__file__).resolve().parent
+
+#: PGKONGTLS_PAUSE_AFTER_COLLECT=360 (or --pause-after-collect) reproduces a slow machine.
+pytest_plugins = ("tests.slowclock_plugin",)
 
 
 def find_py313() -> str | None:
@@ -34,3 +40,9 @@ def py313() -> str:
     if not path:
         pytest.skip("no Python >= 3.13 on this machine (its default ssl context is the strict one)")
     return path
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    """A clock read when the test starts: tests mint and check at it, never at a clock read at import time."""
+    return utcnow()

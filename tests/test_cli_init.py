@@ -76,7 +76,8 @@ def test_init_force_replaces(tmp_path: Path) -> None:
     (["--db-user", "kong\nhost all all all trust"],
      "Error: invalid --db-user 'kong\\nhost all all all trust': spaces, quotes, commas, # and control characters "
      "are not allowed\n"),
-    (["--root-cn", "x" * 65], f"Error: common name '{'x' * 65}' must be 1 to 64 characters\n"),
+    (["--root-cn", "x" * 65], f"Error: common name '{'x' * 65}' is 65 bytes in UTF-8; it must be 1 to 64 bytes "
+                                "(64 ASCII characters, fewer for accented ones)\n"),
 ])
 def test_init_bad_input_one_line_nothing_written(tmp_path: Path, args: list[str], message: str) -> None:
     r = run("init", *args)

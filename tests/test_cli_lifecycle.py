@@ -348,9 +348,19 @@ def test_init_with_a_passphrase_encrypts_only_the_ca_keys(locked: Path) -> None:
 
 
 def test_every_signing_command_takes_the_passphrase(locked: Path) -> None:
+    """Each signing command succeeds with the passphrase, does what it says, and leaves the CA keys as they were."""
+    ca_keys = {n: (locked / n).read_bytes() for n in ("root.key", "intermediate.key")}
+    serials = []
     for args in (["issue", "client", "--name", "n1"], ["issue", "server", "--name", "r1", "--db-host", "r1.internal"],
                  ["renew", "n1"], ["revoke", "n1"], ["crl"]):
         ok(*args, "--dir", "locked", "--ca-passphrase-file", "phrase")
+        m = json.loads((locked / MANIFEST_NAME).read_text())
+        serials.append(m["certificates"]["n1"]["serial"])
+    assert serials[0] == serials[1] != serials[2] == serials[3] == serials[4]  # only renew re-issued n1
+    assert m["certificates"]["r1"]["role"] == "server"
+    assert m["certificates"]["n1"]["revoked"] is not None and m["crl_file"] == "crl.pem"
+    assert (locked / "crl.pem").read_bytes().startswith(b"-----BEGIN X509 CRL-----")
+    assert {n: (locked / n).read_bytes() for n in ca_keys} == ca_keys
     assert (locked / "n1.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
 
 
@@ -363,17 +373,21 @@ def test_every_signing_command_takes_the_passphrase(locked: Path) -> None:
 def test_a_wrong_or_missing_passphrase(locked: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     (tmp_path / "wrong").write_text("incorrect horse\n")
     (tmp_path / "empty").write_text("")
+    for name in ("wrong", "empty"):
+        (tmp_path / name).chmod(0o600)  # a readable one adds a Warning line (tests/test_kdf.py)
     refused(tmp_path, ["issue", "client", "--dir", "locked", "--name", "n1", *extra], message)
 
 
 def test_init_with_an_empty_passphrase_file_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / "empty").write_text("\n")
+    (tmp_path / "empty").chmod(0o600)
     refused(tmp_path, ["init", "--out", "pki", "--ca-passphrase-file", "empty"],
             "--ca-passphrase-file empty is empty; write the CA passphrase into it")
 
 
 def test_a_passphrase_for_plain_keys(pki: Path, tmp_path: Path) -> None:
     (tmp_path / "phrase").write_text("x\n")
+    (tmp_path / "phrase").chmod(0o600)
     refused(tmp_path, ["crl", "--ca-passphrase-file", "phrase"], "root.key is not encrypted; drop --ca-passphrase-file")
 
 

@@ -99,3 +99,48 @@ def test_render_unknown_server_name(pki: Path) -> None:
     r = run("render", "postgres", "--dir", "pki", "--server", "replica-9")
     assert r.exit_code == 1
     assert r.stderr == "Error: 'replica-9' is not a server certificate in this PKI\n"
+
+
+def test_render_kong_derives_pg_ssl_version_from_min_tls(pki: Path) -> None:
+    r = run("render", "kong", "--dir", "pki", "--min-tls", "TLSv1.3")
+    assert r.exit_code == 0
+    assert "\npg_ssl_version = tlsv1_3\n" in r.stdout
+
+
+def test_render_kong_refuses_pg_ssl_version_below_min_tls(pki: Path) -> None:
+    r = run("render", "all", "--dir", "pki", "--min-tls", "TLSv1.3", "--pg-ssl-version", "tlsv1_2", "--write", "out")
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == ("Error: --pg-ssl-version tlsv1_2 is below --min-tls TLSv1.3: Kong Enterprise would not start "
+                        "(its start-up connection speaks only TLSv1.2); use tlsv1_3 or any\n")
+    assert not (pki.parent / "out").exists()
+
+
+def test_render_kong_os_user_names_the_key_owner(pki: Path) -> None:
+    r = run("render", "kong", "--dir", "pki", "--kong-dir", "/etc/kong/ssl", "--kong-os-user", "gateway")
+    assert r.exit_code == 0
+    assert "#   chown gateway:gateway /etc/kong/ssl/client.key && chmod 0600 /etc/kong/ssl/client.key\n" in r.stdout
+
+
+def test_render_postgres_modern_refuses_a_365_day_server_leaf(pki: Path) -> None:
+    r = run("render", "postgres", "--dir", "pki", "--tls-profile", "modern")
+    assert r.exit_code == 1
+    assert r.stderr == ("Error: --tls-profile modern allows a server certificate of at most 90 days and server.crt "
+                        "lasts 365; re-issue it with --days 90\n")
+
+
+def test_render_postgres_modern_on_ecdsa_90_days(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run("init", "--db-host", "db.internal", "--days", "90", "--out", "p90").exit_code == 0
+    r = run("render", "postgres", "--dir", "p90", "--tls-profile", "modern")
+    assert r.exit_code == 0, r.stderr
+    assert "ssl_min_protocol_version = 'TLSv1.3'\n" in r.stdout and "\nssl_ciphers" not in r.stdout
+
+
+def test_render_hba_enterprise_scram_warns_on_stderr(pki: Path) -> None:
+    r = run("render", "hba", "--dir", "pki", "--auth", "scram")
+    assert r.exit_code == 0
+    assert r.stderr == ("warning: Kong Enterprise with --auth scram: pgmoon 2.3.3.0 breaks every new connection in a "
+                        "worker after its first SCRAM-SHA-256-PLUS login (2.3.2.0, pinned by Kong Enterprise 3.10, is "
+                        "not verified); use --auth cert\n")
+    assert "hostssl all kong all scram-sha-256 clientcert=verify-full\n" in r.stdout
+    assert run("render", "hba", "--dir", "pki", "--auth", "scram", "--edition", "oss").stderr == ""

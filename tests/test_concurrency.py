@@ -9,6 +9,7 @@ as missing names. Real processes, started together.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -43,9 +44,9 @@ def names(prefix: str) -> list[str]:
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Path:
+def pki(tmp_path: Path, now: dt.datetime) -> Path:
     out = tmp_path / "pki"
-    ops.init(out, InitOptions())
+    ops.init(out, InitOptions(), now=now)
     return out
 
 

@@ -1,15 +1,30 @@
-"""Crash safety: SIGKILL a writing command anywhere, the PKI directory is as before or complete.
+"""Crash safety: SIGKILL a writing command at every step it takes; the PKI directory is then exactly as before
+or exactly the complete new state.
 
-Each command runs as a real process (`python -m pgkongtls ...`). It is killed
-either at a named step through fsio's test hook PGKONGTLS_TEST_FAIL_AT=<step>:kill
-(every `write:<file>`, `staged`, `swapped`), or from outside after a seeded
-random delay. Afterwards:
-- the directory is byte-for-byte what it was (same files, same modes), or complete:
-  a valid manifest naming exactly the files present, each certificate matching its
-  manifest fingerprint and its key;
-- no private key anywhere under the parent directory (leftover stages included)
-  has a group or world permission bit;
-- the next run either completes or refuses with one `Error:` line.
+Each command runs as a real process (`python -m pgkongtls ...`) and is killed at a named step through fsio's
+test hook PGKONGTLS_TEST_FAIL_AT=<step>:kill. The steps a command takes are recorded from a real run (a
+wrapper logs fsio's checkpoints), and `test_the_kill_points_are_the_steps_each_command_takes` checks that
+the parametrized kill points are exactly those, in order, so no step goes unkilled when fsio changes.
+
+Why steps and not random moments: the PKI directory itself changes only at the one renameat2 exchange;
+between two steps only the stage beside it grows (hard links, then new files, then fsync). A kill at each
+step therefore meets every state the directory and its leftover stage can be in, deterministically, where
+the random-delay kills this file used to make (about 60 s, outcome depending on timing) met a few.
+
+After each kill:
+- before the swap: the directory is byte-for-byte what it was (modes included), and the one leftover stage
+  holds exactly the files that stay (identical) plus the new files written before the killed step; at
+  `staged` that is the whole new PKI;
+- at `swapped`: the directory is exactly the complete new state: every file that stays is byte-identical,
+  exactly the written files are added (keys 0600, the rest 0644, backups holding the old bytes), the
+  manifest agrees with every file, the change took effect; the leftover stage is the old directory,
+  byte-for-byte;
+- no private key anywhere under the parent directory has a group or world permission bit;
+- the next run sweeps the stage and completes, or refuses with one `Error:` line and changes nothing. It is
+  run after the kills that leave the three shapes of leftover stage: links only (the first write), the whole
+  new PKI (`staged`), the old directory (`swapped`); the other writes leave a stage between the first two.
+A fleet of 60 names (more files than SYNCFS_ABOVE, so the syncfs path) is killed at a fixed-seed sample of
+its 123 steps; the recorded-steps test still checks all of them.
 """
 
 from __future__ import annotations
@@ -22,8 +37,8 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,24 +46,47 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from pgkongtls import ops
+from pgkongtls.certs import utcnow
 from pgkongtls.fsio import STAGE_TAG
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, fingerprint, loads
 from pgkongtls.pki import InitOptions
 
-INIT_FILES = ("root.crt", "root.key", "intermediate.crt", "intermediate.key", "server.crt", "server.key",
-              "client.crt", "client.key", "chain.crt", MANIFEST_NAME)
-STEPS = [f"write:{n}" for n in INIT_FILES] + ["staged", "swapped"]
-
 Tree = dict[str, tuple[int, bytes | None]]
 BACKUP = re.compile(r"(.+)\.[0-9a-f]+\.bak")
 
+#: Runs the CLI with fsio's checkpoints logged, one step a line, to the file named by argv[1].
+RECORDER = """
+import sys
+import pgkongtls.fsio as fsio
+log, real = open(sys.argv.pop(1), "a"), fsio._checkpoint
+def record(step):
+    log.write(step + "\\n")
+    log.flush()
+    real(step)
+fsio._checkpoint = record
+from pgkongtls.cli import run
+run()
+"""
 
-def run(args: list[str], cwd: Path, fail_at: str | None = None) -> subprocess.CompletedProcess[str]:
+
+def _env(fail_at: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PGKONGTLS_TEST_FAIL_AT"}
     if fail_at:
         env["PGKONGTLS_TEST_FAIL_AT"] = fail_at
-    return subprocess.run([sys.executable, "-m", "pgkongtls", *args], cwd=cwd, env=env,
+    return env
+
+
+def run(args: list[str], cwd: Path, fail_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pgkongtls", *args], cwd=cwd, env=_env(fail_at),
                           capture_output=True, text=True, timeout=120)
+
+
+def record_steps(args: list[str], cwd: Path) -> list[str]:
+    log = cwd / "steps.log"
+    proc = subprocess.run([sys.executable, "-c", RECORDER, str(log), *args], cwd=cwd, env=_env(None),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return log.read_text().splitlines()
 
 
 def tree(root: Path) -> Tree:
@@ -75,17 +113,13 @@ def assert_complete(pki: Path) -> Manifest:
         expected.add(m.crl_file)
     present = set(os.listdir(pki))
     # renew keeps the old files as NAME.crt.<serial>.bak beside the manifest's; nothing else may be extra
-    backups = {n for n in present - expected if BACKUP.fullmatch(n) and BACKUP.fullmatch(n).group(1) in expected}
+    backups = {n for n in present - expected if (b := BACKUP.fullmatch(n)) and b.group(1) in expected}
     assert present - backups == expected
     for e in m.certificates.values():
         cert = x509.load_pem_x509_certificates((pki / e.file).read_bytes())[0]
         assert fingerprint(cert) == e.sha256, e.file
-        try:
-            key = load_pem_private_key((pki / e.key_file).read_bytes(), password=None)
-        except TypeError:  # a CA key stored encrypted (--ca-passphrase-file): it must still parse as one
-            assert b"ENCRYPTED PRIVATE KEY" in (pki / e.key_file).read_bytes()
-        else:
-            assert key.public_key() == cert.public_key(), e.key_file
+        key = load_pem_private_key((pki / e.key_file).read_bytes(), password=None)
+        assert key.public_key() == cert.public_key(), e.key_file
         assert stat.S_IMODE((pki / e.key_file).stat().st_mode) & 0o077 == 0, e.key_file
     return m
 
@@ -100,16 +134,6 @@ def assert_no_loose_keys(parent: Path) -> None:
                 assert mode & 0o077 == 0, f"{p} has mode {mode:o}"
 
 
-def assert_before_or_complete(pki: Path, before: Tree) -> str:
-    """'before' when nothing changed, 'complete' when the whole new PKI is there."""
-    after = tree(pki)
-    if after == before:
-        return "before"
-    assert after, "the PKI directory vanished"
-    assert_complete(pki)
-    return "complete"
-
-
 def assert_one_error_line(proc: subprocess.CompletedProcess[str], text: str) -> None:
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.splitlines() == [f"Error: {text}"]
@@ -119,215 +143,186 @@ def stages(parent: Path) -> list[str]:
     return [n for n in os.listdir(parent) if STAGE_TAG in n]
 
 
-# ------------------------------------------------------------------ init into a new directory
+def umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
-@pytest.mark.parametrize("step", STEPS)
-def test_init_killed_at_each_step_leaves_nothing_or_a_complete_pki(step: str, tmp_path: Path) -> None:
-    pki = tmp_path / "pki"
-    proc = run(["init", "--out", "pki", "--json"], tmp_path, fail_at=f"{step}:kill")
-    assert proc.returncode == -signal.SIGKILL
-    outcome = assert_before_or_complete(pki, {})
-    assert outcome == ("complete" if step == "swapped" else "before")
+
+def is_key(name: str) -> bool:
+    b = BACKUP.fullmatch(name)
+    return (b.group(1) if b else name).endswith(".key")
+
+
+def assert_state(got: Tree, before: Tree, written: list[str], *, upto: int | None = None) -> None:
+    """`got` is exactly `before` with the first `upto` of `written` (all by default) added or replaced, the
+    rest of `written` not yet there: what stays is byte-identical (the directory's mode too; 0700 for a new
+    one), each new file has its mode (keys 0600, the rest 0644 under the umask), a backup holds the old
+    file's bytes."""
+    new = written[:upto]
+    stay = {n: e for n, e in before.items() if n != "." and n not in written}
+    assert set(got) == {".", *stay, *new}
+    assert got["."] == (before["."][0] if before else 0o700, None)
+    for name, entry in stay.items():
+        assert got[name] == entry, f"{name} changed"
+    for name in new:
+        mode, data = got[name]
+        assert mode == (0o600 if is_key(name) else 0o644 & ~umask()), f"{name} has mode {mode:o}"
+        assert data is not None
+        assert (b"PRIVATE KEY" in data) == is_key(name), name
+        if (b := BACKUP.fullmatch(name)) and b.group(1) in before:
+            assert data == before[b.group(1)][1], f"{name} does not hold the old {b.group(1)}"
+
+
+# ------------------------------------------------------------------ the commands and their steps
+
+INIT_FILES = ("root.crt", "root.key", "intermediate.crt", "intermediate.key", "server.crt", "server.key",
+              "client.crt", "client.key", "chain.crt", MANIFEST_NAME)
+FLEET = [f"f{i:03d}" for i in range(60)]
+
+
+def steps_writing(*files: str) -> list[str]:
+    return [*(f"write:{f}" for f in files), "staged", "swapped"]
+
+
+def init_done(m: Manifest) -> bool:
+    return m.chain == "intermediate"  # the --force templates are chain=root, so a half swap would show
+
+
+@dataclass(frozen=True)
+class Command:
+    args: list[str]
+    template: str | None  # which PKI the command starts from; None: a directory that does not exist yet
+    steps: list[str]  # `{serial}` stands for n1's serial in the template
+    took_effect: Callable[[Manifest, Manifest | None], bool]
+    repeat: str | None  # the one Error line a second run gives once the change took effect; None: it succeeds
+
+
+COMMANDS = {
+    "init": Command(["init", "--out", "pki", "--json"], None, steps_writing(*INIT_FILES), lambda m, _: init_done(m),
+                    f"pki already holds a PKI ({MANIFEST_NAME}); pass --force to replace it"),
+    "init-force": Command(["init", "--force", "--out", "pki"], "root", steps_writing(*INIT_FILES),
+                          lambda m, _: init_done(m), None),
+    "issue": Command(["issue", "client", "--dir", "pki", "--name", "c1"], "grown",
+                     steps_writing("c1.crt", "c1.key", MANIFEST_NAME), lambda m, _: "c1" in m.certificates,
+                     "c1 already exists in this PKI; pass --force to replace it, or renew it"),
+    "renew": Command(["renew", "--dir", "pki", "n1"], "grown",
+                     steps_writing("n1.crt.{serial}.bak", "n1.key.{serial}.bak", "n1.crt", "n1.key", MANIFEST_NAME),
+                     lambda m, old: old is not None and m.certificates["n1"].serial != old.certificates["n1"].serial,
+                     None),
+    "revoke": Command(["revoke", "--dir", "pki", "n1"], "grown", steps_writing("crl.pem", MANIFEST_NAME),
+                      lambda m, _: m.certificates["n1"].revoked is not None and m.crl_file is not None,
+                      "n1 is already revoked (since {day}); pgkongtls crl re-signs the CRL"),
+    "fleet": Command(["issue", "client", "--dir", "pki", *(f"--name={n}" for n in FLEET)], "grown",
+                     steps_writing(*(f"{n}.{ext}" for n in FLEET for ext in ("crt", "key")), MANIFEST_NAME),
+                     lambda m, _: set(FLEET) <= set(m.certificates),
+                     "f000 already exists in this PKI; pass --force to replace it, or renew it"),
+}
+
+#: Every step of every command, except the fleet's: its first write, a fixed-seed sample of the others,
+#: and the last three (the manifest, staged, swapped).
+_fleet = COMMANDS["fleet"].steps
+FLEET_KILLS = [_fleet[0], *sorted(random.Random(10).sample(_fleet[1:-3], 3), key=_fleet.index), *_fleet[-3:]]
+KILLS = [(c, s) for c, cmd in COMMANDS.items() for s in (FLEET_KILLS if c == "fleet" else cmd.steps)]
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The PKIs the commands start from, made once and copied per test (modes kept)."""
+    base = tmp_path_factory.mktemp("templates")
+    now = utcnow()
+    ops.init(base / "root", InitOptions(chain="root"), now=now)
+    ops.init(base / "grown", InitOptions(), now=now)
+    assert run(["issue", "client", "--dir", "grown", "--name", "n1"], base).returncode == 0
+    return {"root": base / "root", "grown": base / "grown"}
+
+
+@dataclass
+class Setup:
+    pki: Path
+    before: Tree
+    old: Manifest | None
+    steps: list[str]
+    written: list[str]
+
+
+def setup(command: str, templates: dict[str, Path], work: Path) -> Setup:
+    cmd = COMMANDS[command]
+    pki = work / "pki"
+    old = None
+    if cmd.template:
+        shutil.copytree(templates[cmd.template], pki, symlinks=True)
+        old = loads((pki / MANIFEST_NAME).read_text())
+    serial = old.certificates["n1"].serial if old and "n1" in old.certificates else ""
+    steps = [s.format(serial=serial) for s in cmd.steps]
+    return Setup(pki, tree(pki), old, steps, [s.removeprefix("write:") for s in steps if s.startswith("write:")])
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_the_kill_points_are_the_steps_each_command_takes(
+    command: str, templates: dict[str, Path], tmp_path: Path,
+) -> None:
+    s = setup(command, templates, tmp_path)
+    assert record_steps(COMMANDS[command].args, tmp_path) == s.steps
+    assert COMMANDS[command].took_effect(assert_complete(s.pki), s.old)
+
+
+@pytest.mark.parametrize(("command", "step"), KILLS, ids=[f"{c}-{s}" for c, s in KILLS])
+def test_killed_at_a_step_leaves_exactly_the_old_or_the_complete_new_state(
+    command: str, step: str, templates: dict[str, Path], tmp_path: Path,
+) -> None:
+    cmd = COMMANDS[command]
+    s = setup(command, templates, tmp_path)
+    step = step.format(serial=s.old.certificates["n1"].serial if s.old and "n1" in s.old.certificates else "")
+    proc = run(cmd.args, tmp_path, fail_at=f"{step}:kill")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = stages(tmp_path)
+
+    if step == "swapped":
+        after = tree(s.pki)
+        assert_state(after, s.before, s.written)
+        assert cmd.took_effect(assert_complete(s.pki), s.old)
+        if s.before:  # the exchange put the old directory where the stage was
+            assert len(left) == 1 and tree(tmp_path / left[0]) == s.before
+        else:
+            assert left == []
+    else:
+        assert tree(s.pki) == s.before
+        assert len(left) == 1, left
+        stage = tmp_path / left[0]
+        upto = None if step == "staged" else s.written.index(step.removeprefix("write:"))
+        assert_state(tree(stage), s.before, s.written, upto=upto)
+        if step == "staged":
+            assert cmd.took_effect(assert_complete(stage), s.old)
     assert_no_loose_keys(tmp_path)
+    if step not in (s.steps[0], "staged", "swapped"):
+        return  # the next run, below, meets the three shapes a leftover stage can have; this one lies between
 
-    again = run(["init", "--out", "pki", "--json"], tmp_path)
-    if outcome == "complete":
-        assert_one_error_line(again, f"pki already holds a PKI ({MANIFEST_NAME}); pass --force to replace it")
+    state = tree(s.pki)
+    again = run(cmd.args, tmp_path)
+    if step == "swapped" and cmd.repeat is not None:
+        n1 = loads((s.pki / MANIFEST_NAME).read_text()).certificates.get("n1")
+        assert_one_error_line(again, cmd.repeat.format(day=((n1.revoked if n1 else None) or "")[:10]))
+        assert tree(s.pki) == state  # a refusing run touches nothing
     else:
         assert again.returncode == 0, again.stderr
-        assert loads(again.stdout) == assert_complete(pki)
+    assert cmd.took_effect(assert_complete(s.pki), s.old)
     assert stages(tmp_path) == []  # the next locked run sweeps what the killed one left
     assert_no_loose_keys(tmp_path)
 
 
-# ------------------------------------------------------------------ init --force over an existing PKI
+# ------------------------------------------------------------------ injected failures (no kill): one line, nothing changed
 
-@pytest.fixture
-def existing(tmp_path: Path) -> tuple[Path, Tree]:
-    pki = tmp_path / "pki"
-    ops.init(pki, InitOptions(chain="root"))  # a different shape, so a half swap would show
-    return pki, tree(pki)
+FAILS = [("init-force", "write:root.key"), ("init-force", f"write:{MANIFEST_NAME}"), ("init-force", "staged"),
+         ("issue", "staged"), ("renew", "staged"), ("revoke", "staged")]
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_init_force_killed_at_each_step_keeps_the_old_pki_or_the_whole_new_one(
-    step: str, existing: tuple[Path, Tree],
+@pytest.mark.parametrize(("command", "step"), FAILS, ids=[f"{c}-{s}" for c, s in FAILS])
+def test_failing_before_the_swap_says_one_line_and_changes_nothing(
+    command: str, step: str, templates: dict[str, Path], tmp_path: Path,
 ) -> None:
-    pki, before = existing
-    proc = run(["init", "--force", "--out", "pki"], pki.parent, fail_at=f"{step}:kill")
-    assert proc.returncode == -signal.SIGKILL
-    outcome = assert_before_or_complete(pki, before)
-    assert outcome == ("complete" if step == "swapped" else "before")
-    if outcome == "complete":
-        assert loads((pki / MANIFEST_NAME).read_text()).chain == "intermediate"
-    assert_no_loose_keys(pki.parent)
-
-    again = run(["init", "--force", "--out", "pki"], pki.parent)
-    assert again.returncode == 0, again.stderr
-    assert assert_complete(pki).chain == "intermediate"
-    assert stages(pki.parent) == []
-    assert_no_loose_keys(pki.parent)
-
-
-@pytest.mark.parametrize("step", ["write:root.key", "write:pgkongtls.json", "staged"])
-def test_init_force_failing_at_a_step_says_one_line_and_changes_nothing(
-    step: str, existing: tuple[Path, Tree],
-) -> None:
-    pki, before = existing
-    proc = run(["init", "--force", "--out", "pki"], pki.parent, fail_at=step)
+    s = setup(command, templates, tmp_path)
+    proc = run(COMMANDS[command].args, tmp_path, fail_at=step)
     assert_one_error_line(proc, f"injected failure at {step}")
-    assert tree(pki) == before
-    assert stages(pki.parent) == []
-
-
-# ------------------------------------------------------------------ SIGKILL from outside, random moments
-
-def kill_after(args: list[str], cwd: Path, delay: float) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "PGKONGTLS_TEST_FAIL_AT"}
-    proc = subprocess.Popen([sys.executable, "-m", "pgkongtls", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    return proc.wait(timeout=60)
-
-
-def kill_trial(work: Path, delay: float) -> str:
-    """Kill `init --force` over an existing PKI after `delay`; check the invariants; return the outcome."""
-    work.mkdir()
-    pki = work / "pki"
-    ops.init(pki, InitOptions(chain="root"))
-    before = tree(pki)
-    kill_after(["init", "--force", "--out", "pki"], work, delay)
-    outcome = assert_before_or_complete(pki, before)
-    assert_no_loose_keys(work)
-    again = run(["init", "--force", "--out", "pki"], work)
-    assert again.returncode == 0, again.stderr
-    assert assert_complete(pki).chain == "intermediate"
-    assert stages(work) == []
-    assert_no_loose_keys(work)
-    return outcome
-
-
-@pytest.fixture(scope="module")
-def commit_moment(tmp_path_factory: pytest.TempPathFactory) -> float:
-    """When, after start, a kill stops landing 'before': the files are written just before it.
-
-    Found by bisection (every probe is itself a checked kill), so the seeded kills
-    below can cluster around the few milliseconds in which fsio stages and swaps.
-    """
-    base = tmp_path_factory.mktemp("bisect")
-    lo, hi = 0.0, 1.0
-    for i in range(7):
-        mid = (lo + hi) / 2
-        if kill_trial(base / str(i), mid) == "before":
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_init_force_killed_at_a_random_moment_is_before_or_complete(
-    seed: int, commit_moment: float, tmp_path: Path,
-) -> None:
-    rng = random.Random(seed)
-    delay = rng.uniform(0, 2 * commit_moment) if seed < 3 else commit_moment + rng.uniform(-0.012, 0.006)
-    kill_trial(tmp_path / "w", max(delay, 0.0))
-
-
-# ------------------------------------------------------------------ issue, renew, revoke
-
-@pytest.fixture
-def grown(tmp_path: Path) -> tuple[Path, Tree]:
-    """A PKI with one extra client, n1, for the lifecycle commands to work on."""
-    pki = tmp_path / "pki"
-    ops.init(pki, InitOptions())
-    assert run(["issue", "client", "--dir", "pki", "--name", "n1"], tmp_path).returncode == 0
-    return pki, tree(pki)
-
-
-def issued(m: Manifest) -> bool:
-    return "c1" in m.certificates
-
-
-def renewed(before: Manifest) -> Callable[[Manifest], bool]:
-    return lambda m: m.certificates["n1"].serial != before.certificates["n1"].serial
-
-
-def revoked(m: Manifest) -> bool:
-    return m.certificates["n1"].revoked is not None and m.crl_file is not None
-
-
-#: command, its own file steps, how to tell it took effect, what a repeat says once it has
-LIFECYCLE = {
-    "issue": (["issue", "client", "--dir", "pki", "--name", "c1"], ["c1.crt", "c1.key"],
-              "c1 already exists in this PKI; pass --force to replace it, or renew it"),
-    "renew": (["renew", "--dir", "pki", "n1"], ["n1.crt", "n1.key"], None),
-    "revoke": (["revoke", "--dir", "pki", "n1"], ["crl.pem"], "n1 is already revoked (since {day}); "
-                                                             "pgkongtls crl re-signs the CRL"),
-}
-LIFECYCLE_STEPS = [(cmd, step) for cmd, (_, files, _) in LIFECYCLE.items()
-                   for step in [*(f"write:{f}" for f in files), f"write:{MANIFEST_NAME}", "staged", "swapped"]]
-
-
-@pytest.mark.parametrize(("command", "step"), LIFECYCLE_STEPS, ids=[f"{c}-{s}" for c, s in LIFECYCLE_STEPS])
-def test_lifecycle_killed_at_each_step_keeps_manifest_and_files_in_agreement(
-    command: str, step: str, grown: tuple[Path, Tree],
-) -> None:
-    pki, before = grown
-    args, _, repeat = LIFECYCLE[command]
-    old = loads((pki / MANIFEST_NAME).read_text())
-    took_effect = {"issue": issued, "renew": renewed(old), "revoke": revoked}[command]
-    proc = run(args, pki.parent, fail_at=f"{step}:kill")
-    assert proc.returncode == -signal.SIGKILL
-    outcome = assert_before_or_complete(pki, before)
-    assert outcome == ("complete" if step == "swapped" else "before")
-    if outcome == "complete":
-        assert took_effect(assert_complete(pki))
-    assert_no_loose_keys(pki.parent)
-
-    again = run(args, pki.parent)
-    if outcome == "complete" and repeat is not None:
-        since = loads((pki / MANIFEST_NAME).read_text()).certificates["n1"].revoked or ""
-        assert_one_error_line(again, repeat.format(day=since[:10]))
-    else:
-        assert again.returncode == 0, again.stderr
-    assert took_effect(assert_complete(pki))
-    assert stages(pki.parent) == []
-    assert_no_loose_keys(pki.parent)
-
-
-@pytest.mark.parametrize("command", list(LIFECYCLE))
-def test_lifecycle_failing_before_the_swap_says_one_line_and_changes_nothing(
-    command: str, grown: tuple[Path, Tree],
-) -> None:
-    pki, before = grown
-    proc = run(LIFECYCLE[command][0], pki.parent, fail_at="staged")
-    assert_one_error_line(proc, "injected failure at staged")
-    assert tree(pki) == before
-    assert stages(pki.parent) == []
-
-
-FLEET = [f"--name=f{i:03d}" for i in range(60)]
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_issue_of_a_fleet_killed_at_a_random_moment_is_before_or_complete(
-    seed: int, grown: tuple[Path, Tree],
-) -> None:
-    """60 names widen the write window; the delays spread from start-up to past the commit."""
-    pki, before = grown
-    t0 = time.perf_counter()
-    probe = pki.parent / "probe"
-    shutil.copytree(pki, probe)
-    assert run(["issue", "client", "--dir", "probe", *FLEET], pki.parent).returncode == 0
-    duration = time.perf_counter() - t0
-    shutil.rmtree(probe)
-    kill_after(["issue", "client", "--dir", "pki", *FLEET], pki.parent, random.Random(seed).uniform(0.5, 1.1) * duration)
-    if assert_before_or_complete(pki, before) == "complete":
-        assert all(f"f{i:03d}" in assert_complete(pki).certificates for i in range(60))
-    assert_no_loose_keys(pki.parent)
-    again = run(["issue", "client", "--dir", "pki", "--force", *FLEET], pki.parent)
-    assert again.returncode == 0, again.stderr
-    assert_complete(pki)
-    assert stages(pki.parent) == []
+    assert tree(s.pki) == s.before
+    assert stages(tmp_path) == []

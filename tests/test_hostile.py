@@ -12,6 +12,7 @@ Mostly the library layer (fast); a few examples go through the CLI.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import os
 import posixpath
@@ -27,7 +28,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 
-from pgkongtls import certs, lifecycle, pki, render
+from pgkongtls import certs, consumers, lifecycle, pki, render
+from pgkongtls.certs import utcnow
 from pgkongtls.cli import main
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import Manifest, host_text
@@ -143,8 +145,9 @@ def expected_san(host: str) -> x509.GeneralName | None:
 @example(host="straße.de")
 @example(host="010.0.0.5")
 def test_db_host_round_trips_into_the_server_certificate_or_is_refused(host: str) -> None:
+    now = utcnow()  # read in the test: hypothesis runs each example with one fixture set
     try:
-        fs = pki.plan_init(pki.InitOptions(chain="root", hosts=(host,)))
+        fs = pki.plan_init(pki.InitOptions(chain="root", hosts=(host,)), now=now)
     except InputError as exc:
         refused_in_one_line(exc)
         return
@@ -174,8 +177,9 @@ def test_a_db_host_that_reads_as_an_ipv4_address_is_refused(host: str) -> None:
 @example(user="kong\nhost all all all trust")
 @example(user="all")
 def test_db_user_round_trips_into_the_client_cn_and_every_config_or_is_refused(user: str) -> None:
+    now = utcnow()  # read in the test: hypothesis runs each example with one fixture set
     try:
-        fs = pki.plan_init(pki.InitOptions(chain="root", db_user=user))
+        fs = pki.plan_init(pki.InitOptions(chain="root", db_user=user), now=now)
     except InputError as exc:
         refused_in_one_line(exc)
         return
@@ -189,10 +193,10 @@ def test_db_user_round_trips_into_the_client_cn_and_every_config_or_is_refused(u
     assert dict(conninfo(render.render_libpq(m, FILES)))["user"] == user
 
 
-def test_a_db_user_with_a_newline_never_renders_a_trust_line() -> None:
+def test_a_db_user_with_a_newline_never_renders_a_trust_line(now: dt.datetime) -> None:
     m, _ = base()
     with pytest.raises(InputError) as exc:
-        pki.plan_init(pki.InitOptions(db_user="kong\nhost all all all trust"))
+        pki.plan_init(pki.InitOptions(db_user="kong\nhost all all all trust"), now=now)
     refused_in_one_line(exc.value)
     with pytest.raises(InputError, match="contains a newline or control character"):
         render.render_hba(m, auth="verify-full", user="kong\nhost all all all trust")
@@ -316,7 +320,7 @@ def test_config_paths_round_trip_into_postgresql_conf_or_are_refused(where: str)
         return
     files = {"ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "chain.crt"}
     want = [("ssl", "on"), *((k, posixpath.join(where, v)) for k, v in files.items()),
-            ("ssl_min_protocol_version", "TLSv1.2")]
+            ("ssl_min_protocol_version", "TLSv1.2"), ("ssl_ciphers", consumers.MOZILLA_INTERMEDIATE_CIPHERS)]
     assert pg_settings(out) == want
 
 

@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pgkongtls import certs, fsio, lifecycle, ops, pkiload, render
+from pgkongtls import pki as pki_mod
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle import LeafRequest
 from pgkongtls.manifest import MANIFEST_NAME, dumps, fingerprint, iso, loads, parse_iso
@@ -726,13 +728,31 @@ def test_ca_keys_are_encrypted_and_leaf_keys_stay_plain(locked: tuple[Path, byte
         serialization.load_pem_private_key((d / name).read_bytes(), None)
 
 
-def test_signing_commands_work_with_the_passphrase(locked: tuple[Path, bytes]) -> None:
+def test_signing_commands_work_with_the_passphrase_and_keep_the_ca_keys_encrypted(
+    locked: tuple[Path, bytes],
+) -> None:
+    """issue, renew, revoke and crl each sign with the encrypted CA keys and leave them as they were."""
     d, phrase = locked
+    ca_keys = {n: (d / n).read_bytes() for n in ("root.key", "intermediate.key")}
     ops.issue(d, clients("n1"), ca_passphrase=phrase, now=NOW)
+    issued = manifest(d).certificates["n1"].serial
+    client_verifies(d, "n1", NOW)
     ops.renew(d, ["n1"], ca_passphrase=phrase, now=NOW)
+    renewed = manifest(d).certificates["n1"].serial
+    assert renewed != issued
+    client_verifies(d, "n1", NOW)
     ops.revoke(d, ["n1"], ca_passphrase=phrase, now=NOW)
-    ops.refresh_crl(d, ca_passphrase=phrase, now=NOW)
-    serialization.load_pem_private_key((d / "n1.key").read_bytes(), None)
+    assert manifest(d).certificates["n1"].revoked is not None
+    crl = d / "crl.pem"
+    first_crl = crl.read_bytes()
+    assert openssl_verify(d, "n1", crl=crl, at=NOW).returncode != 0  # revoked, as PostgreSQL will see it
+    assert openssl_verify(d, "client", crl=crl, at=NOW).returncode == 0  # the others still pass the CRL check
+    ops.refresh_crl(d, ca_passphrase=phrase, now=NOW + dt.timedelta(days=1))
+    assert crl.read_bytes() != first_crl
+    assert openssl_verify(d, "n1", crl=crl, at=NOW + dt.timedelta(days=1)).returncode != 0
+    assert {n: (d / n).read_bytes() for n in ca_keys} == ca_keys  # still encrypted, never rewritten
+    key = serialization.load_pem_private_key((d / "n1.key").read_bytes(), None)
+    assert key.public_key() == cert_of(d / "n1.crt").public_key()
 
 
 @pytest.mark.parametrize(("phrase", "message"), [
@@ -757,6 +777,7 @@ def test_a_passphrase_for_plain_ca_keys_is_refused(pki: Path) -> None:
 def test_read_passphrase(tmp_path: Path) -> None:
     f = tmp_path / "phrase"
     f.write_bytes(b"s3cret\n")
+    f.chmod(0o600)  # readable by others it would warn (tests/test_kdf.py)
     assert fsio.read_passphrase(f) == b"s3cret"
     f.write_bytes(b"s3cret\r\n")
     assert fsio.read_passphrase(f) == b"s3cret"
@@ -783,3 +804,94 @@ def test_the_manifest_after_a_day_of_changes_still_loads_strictly(pki: Path) -> 
     m = loads(text)
     assert dumps(m) == text
     assert parse_iso(m.crl_next_update or "") == NOW + dt.timedelta(days=90)
+
+
+# ---------------------------------------------------------------- planning on an injected reader
+# lifecycle's planners read through `Reader` and write nothing: these run them on a dict, with no PKI
+# directory at all, and move the clock with `now`.
+
+
+def recording_reader(files: dict[str, bytes]) -> tuple[lifecycle.Reader, list[str]]:
+    """A Reader over `files` that records every name asked for."""
+    asked: list[str] = []
+
+    def read(name: str) -> bytes | None:
+        asked.append(name)
+        return files.get(name)
+    return read, asked
+
+
+@pytest.fixture
+def in_memory() -> tuple[lifecycle.Manifest, dict[str, bytes]]:
+    """An init PKI planned at NOW, as a dict of files: never written anywhere."""
+    fs = pki_mod.plan_init(InitOptions(db_user="kong"), now=NOW)
+    return fs.manifest, fs.all_files()
+
+
+def test_issue_planned_on_an_injected_reader_signs_with_the_issuing_key_and_writes_nothing(
+    in_memory: tuple[lifecycle.Manifest, dict[str, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    m, files = in_memory
+    original = dict(files)
+    read, asked = recording_reader(files)
+    monkeypatch.chdir(tmp_path)
+    later = NOW + dt.timedelta(days=10)
+    found = lifecycle.verify_files(m, read)
+    ca = lifecycle.load_ca(m, found, read, passphrase=None, sign_with=("issuing",))
+    change = lifecycle.plan_issue(m, ca, clients("n1"), read, now=later)
+
+    assert files == original and list(tmp_path.iterdir()) == []  # nothing written, in the dict or on disk
+    assert "intermediate.key" in asked and "root.key" not in asked  # the root key is not needed to issue
+    assert set(change.files) == {"n1.crt", "n1.key"} and change.private == {"n1.key"}
+    leaf = x509.load_pem_x509_certificates(change.files["n1.crt"])[0]
+    leaf.verify_directly_issued_by(cert_of_bytes(files["intermediate.crt"]))
+    assert leaf.not_valid_before_utc == later - certs.BACKDATE  # the injected clock, not the machine's
+    assert change.manifest.certificates["n1"].sha256 == fingerprint(leaf)
+    assert m.certificates.keys() == original_names(original)  # the input manifest is not mutated
+
+
+def test_revoke_planned_on_an_injected_reader_lists_the_serial_at_the_injected_time(
+    in_memory: tuple[lifecycle.Manifest, dict[str, bytes]],
+) -> None:
+    m, files = in_memory
+    read, _ = recording_reader(files)
+    at = NOW + dt.timedelta(days=30)
+    found = lifecycle.verify_files(m, read)
+    ca = lifecycle.load_ca(m, found, read, passphrase=None, sign_with=lifecycle.CA_LEVELS)
+    change = lifecycle.plan_revoke(m, ca, ["client"], read, now=at)
+    assert set(change.files) == {"crl.pem"} and change.manifest.crl_file == "crl.pem"
+    assert change.manifest.certificates["client"].revoked is not None
+    crls = [x509.load_pem_x509_crl(b"-----BEGIN X509 CRL-----" + block)
+            for block in change.files["crl.pem"].split(b"-----BEGIN X509 CRL-----")[1:]]
+    issuers = {c.issuer for c in crls}
+    assert issuers == {cert_of_bytes(files[n]).subject for n in ("root.crt", "intermediate.crt")}
+    serial = int(m.certificates["client"].serial, 16)
+    inter = next(c for c in crls if c.issuer == cert_of_bytes(files["intermediate.crt"]).subject)
+    assert inter.get_revoked_certificate_by_serial_number(serial) is not None
+    assert all(c.last_update_utc == at - certs.BACKDATE for c in crls)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda f: f.pop("root.crt"), "root.crt is missing; restore it or re-create the PKI with pgkongtls init --force"),
+    (lambda f: f.__setitem__("server.crt", f["client.crt"]),
+     "server.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"),
+    (lambda f: f.__setitem__("chain.crt", f["root.crt"]),
+     "chain.crt differs from what pgkongtls.json recorded (edited by hand?); restore the file pgkongtls wrote"),
+])
+def test_an_injected_reader_with_a_damaged_file_is_refused_like_the_directory(
+    in_memory: tuple[lifecycle.Manifest, dict[str, bytes]], damage: Callable[[dict[str, bytes]], object],
+    message: str,
+) -> None:
+    m, files = in_memory
+    damage(files)
+    with pytest.raises(StateError) as e:
+        lifecycle.verify_files(m, recording_reader(files)[0])
+    assert str(e.value) == message
+
+
+def cert_of_bytes(data: bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificates(data)[0]
+
+
+def original_names(files: dict[str, bytes]) -> set[str]:
+    return set(loads(files[MANIFEST_NAME].decode()).certificates)

@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.x509 import verification as v
 
 from pgkongtls import certs, pki
+from pgkongtls.certs import utcnow
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import MANIFEST_NAME, Change, loads
 
@@ -34,13 +35,15 @@ def pems(data: bytes) -> list[x509.Certificate]:
 
 @pytest.fixture(scope="module", params=["intermediate", "root"])
 def ca_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Change, Path]:
-    fs = pki.plan_init(pki.InitOptions(chain=request.param, hosts=HOSTS))
+    now = utcnow()  # the clock of this fixture's PKI, read when it is minted
+    fs = pki.plan_init(pki.InitOptions(chain=request.param, hosts=HOSTS), now=now)
     return fs, write(fs, tmp_path_factory.mktemp(request.param))
 
 
 @pytest.fixture(scope="module")
 def ss_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Change, Path]:
-    fs = pki.plan_self_signed(pki.SelfSignedOptions(hosts=HOSTS))
+    now = utcnow()  # the clock of this fixture's PKI, read when it is minted
+    fs = pki.plan_self_signed(pki.SelfSignedOptions(hosts=HOSTS), now=now)
     return fs, write(fs, tmp_path_factory.mktemp("ss"))
 
 
@@ -212,9 +215,11 @@ def test_handshake_fails_on_hostname_mismatch(ca_pki: tuple[Change, Path], py313
     assert out.returncode == 1 and "Hostname mismatch" in out.stdout
 
 
-def test_handshake_fails_with_another_pkis_root(tmp_path: Path, ca_pki: tuple[Change, Path], py313: str) -> None:
+def test_handshake_fails_with_another_pkis_root(
+    tmp_path: Path, ca_pki: tuple[Change, Path], py313: str, now: dt.datetime,
+) -> None:
     _, d = ca_pki
-    other = pki.plan_init(pki.InitOptions(chain="root"))
+    other = pki.plan_init(pki.InitOptions(chain="root"), now=now)
     (d / "other-root.crt").write_bytes(other.files["root.crt"])
     out = handshake(py313, d, "chain.crt", "other-root.crt", "db.example")
     assert out.returncode == 1 and "certificate verify failed" in out.stdout

@@ -62,14 +62,20 @@ ssl = on
 ssl_cert_file = '/etc/postgresql/ssl/server.crt'
 ssl_key_file = '/etc/postgresql/ssl/server.key'
 ssl_ca_file = '/etc/postgresql/ssl/chain.crt'
+# --tls-profile intermediate: Mozilla's intermediate TLS 1.2 ciphers (forward secret AEAD only).
+# ssl_prefer_server_ciphers (on) and ssl_ecdh_curve (prime256v1) stay at their defaults on purpose:
+# off loses the server's cipher order, and PostgreSQL 15 takes a single curve (X25519 does not work).
 ssl_min_protocol_version = 'TLSv1.2'
+ssl_ciphers = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:\
+ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
+DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305'
 """
 
 
 def test_postgres_self_signed_trusts_client_crt_and_min_tls() -> None:
     out = render.render_postgres(manifest("self-signed"), FILES, min_tls="TLSv1.3")
     assert "ssl_ca_file = '/etc/postgresql/ssl/client.crt'\n" in out
-    assert out.endswith("ssl_min_protocol_version = 'TLSv1.3'\n")
+    assert out.endswith("# effect and stays at its default.\nssl_min_protocol_version = 'TLSv1.3'\n")
 
 
 def test_postgres_adds_crl_file_once_the_pki_has_one(inter: Manifest) -> None:
@@ -173,6 +179,21 @@ def test_kong_enterprise_intermediate(inter: Manifest) -> None:
 # the trust file should hold a CA dedicated to this database.
 # lua_ssl_verify_depth = max(intermediate CAs between leaf and root = 1, Kong's default 1) = 1
 # Kong uses lua_ssl_* for all of its outbound TLS, so it is never set below Kong's default.
+# TLS policy (intermediate, PostgreSQL minimum TLSv1.2): pg_ssl_version = tlsv1_2 is what
+# Kong's start-up connection speaks; the workers use lua_ssl_protocols, whose matching value is
+#   lua_ssl_protocols = TLSv1.2 TLSv1.3
+# (Kong's default is TLSv1.2 TLSv1.3; it also applies to Kong's other outbound TLS,
+# so pgkongtls leaves it as is).
+# Kong's workers run as kong (nginx_user) and read pg_ssl_cert and pg_ssl_cert_key for every new
+# connection, so the key must be owned by kong with mode 0600, or by root:kong with mode 0640
+# (a root-owned 0600 key lets Kong start, then fails every connection in the workers):
+#   chown kong:kong /etc/kong/ssl/client.key && chmod 0600 /etc/kong/ssl/client.key
+#   (or: chown root:kong /etc/kong/ssl/client.key && chmod 0640 /etc/kong/ssl/client.key)
+# kong must also read /etc/kong/ssl/client.crt and traverse (x) every directory above both.
+# WARNING: 'system,' makes Kong trust every public CA in the OS bundle for PostgreSQL too. pgmoon checks
+# no host name, so anyone holding a certificate from any publicly trusted CA can impersonate the
+# database to Kong. Kong's default keeps it for its other outbound TLS (plugins calling HTTPS APIs).
+# Render with --no-system to trust only this PKI (then those plugins trust only this CA too).
 pg_ssl = on
 pg_ssl_required = on
 pg_ssl_verify = on
@@ -244,10 +265,12 @@ def test_postgres_snippet_parses_to_known_settings(shape: str, known_gucs: dict[
     m = replace(manifest(shape), crl_file="crl.pem")
     settings = dict(pg_settings(render.render_postgres(m, FILES)))
     assert set(settings) == {"ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file",
-                             "ssl_min_protocol_version"}
+                             "ssl_min_protocol_version", "ssl_ciphers"}
     for key, value in settings.items():
         kind = known_gucs[key]
-        if kind == "BOOLEAN":
+        if key == "ssl_ciphers":
+            assert kind == "STRING" and value == consumers.MOZILLA_INTERMEDIATE_CIPHERS
+        elif kind == "BOOLEAN":
             assert value in ("on", "off", "true", "false")
         elif kind == "ENUM":
             assert value in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pgkongtls import fsio, ops
+from pgkongtls.certs import utcnow
 from pgkongtls.pki import InitOptions
 
 #: Modules that generate keys or mint certificates.
@@ -65,8 +66,9 @@ def loaded(mods: set[str], *prefixes: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    now = utcnow()  # the clock of this fixture's PKI, read when it is minted
     out = tmp_path_factory.mktemp("startup") / "pki"
-    ops.init(out, InitOptions())
+    ops.init(out, InitOptions(), now=now)
     return out
 
 

@@ -7,7 +7,7 @@ Pure checks over what `inputs.gather` loaded, one module per kind of file:
 - `profile`: one certificate and its key (strict role profile, dates, key match, encryption);
 - `pkidir`: the PKI directory and its manifest's CRL;
 - `postgres`: postgresql.conf and its files, pg_hba.conf and pg_ident.conf;
-- `kong`: kong.conf and its files;
+- `kong`: kong.conf and its files, and the policy Kong's two connection paths expose;
 - `runner`: `run_checks`, every check the inputs allow.
 
 What PostgreSQL, libpq, Kong and OpenSSL do is in `pgkongtls.consumers`; the
@@ -25,7 +25,7 @@ from pgkongtls.verify.chain import (
     openssl_verify,
 )
 from pgkongtls.verify.findings import ERROR, WARNING, Finding, Seen
-from pgkongtls.verify.kong import check_kong
+from pgkongtls.verify.kong import check_kong, check_kong_policy
 from pgkongtls.verify.pkidir import check_dir_key_mode, check_pki
 from pgkongtls.verify.postgres import check_hba, check_pg, check_pg_key_mode
 from pgkongtls.verify.profile import check_key_pair, check_profile, check_validity
@@ -35,6 +35,6 @@ _Seen = Seen  # the name tests/test_verify.py uses
 
 __all__ = [
     "ERROR", "WARNING", "ChainResult", "Finding", "Seen", "check_chain_order", "check_crls", "check_dir_key_mode",
-    "check_hba", "check_key_pair", "check_kong", "check_leaf_chain", "check_pg", "check_pg_key_mode", "check_pki",
-    "check_profile", "check_validity", "name_of", "openssl_verify", "run_checks",
+    "check_hba", "check_key_pair", "check_kong", "check_kong_policy", "check_leaf_chain", "check_pg",
+    "check_pg_key_mode", "check_pki", "check_profile", "check_validity", "name_of", "openssl_verify", "run_checks",
 ]

@@ -12,7 +12,7 @@ from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_USER
 from pgkongtls.inputs import CertFile, VerifyInput
 from pgkongtls.verify.chain import name_of
 from pgkongtls.verify.findings import ERROR, Finding, Seen, settle
-from pgkongtls.verify.kong import check_kong
+from pgkongtls.verify.kong import check_kong, check_kong_policy
 from pgkongtls.verify.pkidir import check_pki, check_pki_crl, pki_pool
 from pgkongtls.verify.postgres import check_hba, check_pg, server_sent
 
@@ -73,6 +73,7 @@ def run_checks(v: VerifyInput, *, now: dt.datetime, warn_days: int = DEFAULT_WAR
     if v.kong is not None:
         out += check_kong(v.kong, edition=edition, server_sent=_server_files(v), now=now, seen=seen,
                           warn_days=warn_days)
+        out += check_kong_policy(v, v.kong, edition=edition)
     if v.hba is not None:
         out += _hba(v, edition=edition, clients=clients)
     else:

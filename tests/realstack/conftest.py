@@ -10,7 +10,7 @@ Stable API for every real-stack test (details in each class's docstring):
                     .client_cert .client_key .cert_file(name) .key_file(name) .render(target, *args)
                     .server_side_files() .issuing_ca()
   cluster         (session) Cluster on 127.0.0.1:cluster.port, running, role `kong` with DEFAULT_PASSWORD.
-                    .apply(pki, auth=, edition=, min_tls=, user=, hba_args=, server=) -> Applied
+                    .apply(pki, auth=, edition=, min_tls=, user=, hba_args=, server=, postgres_args=) -> Applied
                         (renders with the CLI, installs files owned by postgres, reloads, checks it took)
                     .configure(postgres_conf=, hba=, ident=)   hand-written files, reload or start
                     .write_config(...)  files only   .reload()   .install_files(name, {file: path})
@@ -21,17 +21,26 @@ Stable API for every real-stack test (details in each class's docstring):
   deployed        (session) a Cluster(deployed=True): initdb's pg_hba.conf (broad scram lines kept), ssl dir owned
                     by postgres; .apply(pki, auth=, edition=, min_tls=, server=) = .deploy(...): `bundle postgres`
                     + `install --reload` through the CLI. Also .bundle(pki, *args) -> dir, .install(dir, *args).
-  kong            (session) KongEquivalent
-                    .connect(kong_conf_text, port=, user=, password=, database=, edition=) -> KongResult
-                        (ok only on AuthenticationOk; .stage .message .ssl .tls_version .client_dn .user
-                         .error_log .verify_error)
+  new_cluster     (function) factory -> a started Cluster of your own (role kong); destroyed afterwards.
+  kong            (session) KongEquivalent: Kong's two connection paths; the `kong` OS user is created first.
+                    .deploy(pki, *render_args) -> Deployed (.conf .dir .client_cert .client_key .key_owner .key_mode)
+                        copies the PKI's Kong-side files to the "Kong host", client keys owned/moded as the
+                        rendered comment says, and returns `render kong --kong-dir <there> ARGS`. Kong's
+                        workers (user kong) must read the key: pass .conf, not pki.render("kong").
+                    .connect(kong_conf_text, port=, user=, password=, database=, edition=) -> KongRun
+                        .startup / .runtime: KongResult per path (ok only on AuthenticationOk; .stage .message
+                         .ssl .tls_version .client_dn .user .mechanism .server_error .error_log .verify_error)
+                        .ok (both paths), .starts (start-up path), and .stage .message .ssl .tls_version
+                        .client_dn .user .verify_error .error_log of the runtime path.
+                    .worker_user() -> the nginx worker's user name
   kong_client     (session) the same `kong.connect`, as a plain function.
   main, other     (session) Pki: intermediate/ecdsa-p256, and an unrelated one of the same shape.
   record          (function) record(case=, client=, expected=, observed=, column=) adds a summary row.
 
 Helpers to import: .clients (libpq_connect -> SslRow | raises Refused, s_client -> SClientResult,
 py313_connect -> PyResult, skips without $PGKONGTLS_PY313), .pkis (DB_NAME, DB_IP, mint_client, cli,
-CliError), .pg (DEFAULT_PASSWORD, ClusterError), .kong (replace_setting, parse_kong_conf, translate).
+CliError), .pg (DEFAULT_PASSWORD, ClusterError), .kong (replace_setting, parse_kong_conf, translate,
+KONG_USER), .grade (sslyze_grade, skips without $PGKONGTLS_SSLYZE).
 Every server is stopped by a finalizer, whatever the tests did; nginx also dies with pytest.
 """
 
@@ -49,8 +58,8 @@ from typing import Any
 
 import pytest
 
-from . import clients
-from .kong import KongEquivalent, KongResult
+from . import clients, grade
+from .kong import KongEquivalent, KongRun, ensure_kong_user
 from .matrix import Matrix
 from .pg import Cluster
 from .pkis import Pki, PkiFactory
@@ -122,6 +131,7 @@ def new_cluster(realstack_base: Path) -> Iterator[Callable[[], Cluster]]:
 
 @pytest.fixture(scope="session")
 def kong(realstack_base: Path) -> Iterator[KongEquivalent]:
+    ensure_kong_user()
     k = KongEquivalent(realstack_base)
     try:
         yield k
@@ -146,7 +156,7 @@ def other(pkis: PkiFactory) -> Pki:
 
 
 @pytest.fixture(scope="session")
-def kong_client(kong: KongEquivalent) -> Callable[..., KongResult]:
+def kong_client(kong: KongEquivalent) -> Callable[..., KongRun]:
     return kong.connect
 
 
@@ -179,6 +189,9 @@ def _tool_versions() -> dict[str, str]:
             ver, ossl, apg = res.stdout.strip().split("|")
             out["Python (strict client)"] = f"{ver} ({ossl}), asyncpg {apg}"
     out["Python (test runner)"] = sys.version.split()[0]
+    sslyze = grade.sslyze_version()
+    if sslyze:
+        out["sslyze (Mozilla profiles)"] = sslyze
     return out
 
 

@@ -212,23 +212,25 @@ class Cluster:
         return target
 
     def apply(self, pki: Pki, *, auth: str = "cert", edition: str = "enterprise", min_tls: str = "TLSv1.2",
-              user: str | None = None, hba_args: tuple[str, ...] = (), server: str = "server") -> Applied:
+              user: str | None = None, hba_args: tuple[str, ...] = (), server: str = "server",
+              postgres_args: tuple[str, ...] = ()) -> Applied:
         """Serve `pki` with snippets rendered by the real CLI, then reload.
 
-        postgresql.conf includes exactly `render postgres --pg-dir <ssl dir>`, pg_hba.conf is
+        postgresql.conf includes exactly `render postgres --pg-dir <ssl dir> [postgres_args]`, pg_hba.conf is
         exactly `render hba --auth AUTH --edition EDITION [--user USER] [hba_args]` after the set-up
         line, and pg_ident.conf is exactly `render ident [--user USER]`. A no-op when that exact
         set-up is already live.
         """
         if self.deployed:
-            if hba_args or user not in (None, pki.manifest.db_user):
-                raise ValueError("a deployed cluster takes what `bundle postgres` renders: no hba_args, no other user")
+            if hba_args or postgres_args or user not in (None, pki.manifest.db_user):
+                raise ValueError("a deployed cluster takes what `bundle postgres` renders: "
+                                 "no hba_args, no postgres_args, no other user")
             return self.deploy(pki, auth=auth, edition=edition, min_tls=min_tls, server=server)
-        key = (str(pki.dir), pki.state, auth, edition, min_tls, user, hba_args, server)
+        key = (str(pki.dir), pki.state, auth, edition, min_tls, user, hba_args, server, postgres_args)
         if self.applied is not None and self.applied.key == key and self._running:
             return self.applied
         pg_dir = self.install_files(pki.dir.name, pki.server_side_files())
-        pg_args = ["--pg-dir", str(pg_dir), "--min-tls", min_tls]
+        pg_args = ["--pg-dir", str(pg_dir), "--min-tls", min_tls, *postgres_args]
         if server != "server":
             pg_args += ["--server", server]
         conf = pki.render("postgres", *pg_args)

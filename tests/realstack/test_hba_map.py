@@ -44,7 +44,7 @@ def test_rendered_cert_map_admits_a_cn_that_differs_from_the_role(cluster: Clust
 def test_rendered_cert_map_admits_kong(cluster: Cluster, kong: KongEquivalent, mapped: Pki,
                                        record: Callable[..., None]) -> None:
     cluster.apply(mapped, auth="cert", user="kong")
-    res = kong.connect(mapped.render("kong"), port=cluster.port, user="kong")
+    res = kong.connect(kong.deploy(mapped).conf, port=cluster.port, user="kong")
     record(case=f"CN {CLIENT_CN} mapped to role kong", client="Kong EE", expected="auth ok", observed=str(res))
     assert res.ok, res
     assert (res.user, res.client_dn) == ("kong", f"/CN={CLIENT_CN}")

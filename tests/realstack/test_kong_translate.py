@@ -27,7 +27,8 @@ def test_trusted_certificates_are_concatenated_in_order_with_system_expanded(tmp
     if system is None:
         pytest.skip("no system CA bundle on this machine")
     combined = combine_trusted(f"{a}, system ,{b}")
-    assert combined == "AAA\n" + Path(system).read_text() + ("" if Path(system).read_text().endswith("\n") else "\n") + "BBB\n"
+    # Kong's prefix_handler writes each entry followed by "\n", whatever the entry ends with
+    assert combined == "AAA\n" + Path(system).read_text() + "\n" + "BBB\n\n"
 
 
 def test_missing_trusted_certificate_is_refused_as_kong_does(tmp_path: Path) -> None:
@@ -55,6 +56,17 @@ def test_kong_defaults_apply_when_keys_are_absent(tmp_path: Path) -> None:
     ca.write_text("x\n")
     s = translate(f"lua_ssl_trusted_certificate = {ca}\n")
     assert (s.pg_ssl, s.pg_ssl_verify, s.verify_depth, s.protocols) == (False, False, 1, "TLSv1.2 TLSv1.3")
+    assert s.pg_ssl_version == "tlsv1_2"  # Kong Enterprise's default, handed to LuaSec at start-up
+
+
+def test_pg_ssl_version_is_checked_and_ignored_by_open_source_kong(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("x\n")
+    text = f"pg_ssl_version = tlsv1_3\nlua_ssl_trusted_certificate = {ca}\n"
+    assert translate(text).pg_ssl_version == "tlsv1_3"
+    assert translate(text, edition="oss").pg_ssl_version == "any"
+    with pytest.raises(KongConfError, match="^pg_ssl_version has an invalid value: 'tlsv1_1'"):
+        translate(text.replace("tlsv1_3", "tlsv1_1"))
 
 
 def test_replace_setting_changes_exactly_one_line() -> None:

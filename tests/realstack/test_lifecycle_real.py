@@ -43,7 +43,7 @@ def connect(pki: Pki, cluster: Cluster, name: str) -> str:
 
 def kong_as(pki: Pki, kong: KongEquivalent, cluster: Cluster, name: str) -> object:
     """The Kong-equivalent client configured by `render kong --client NAME`."""
-    return kong.connect(pki.render("kong", "--client", name), port=cluster.port)
+    return kong.connect(kong.deploy(pki, "--client", name).conf, port=cluster.port)
 
 
 def refusal(pki: Pki, cluster: Cluster, cert: Path, key: Path) -> str:
@@ -90,8 +90,9 @@ def test_three_node_certificates_map_to_kong_and_a_fourth_cn_is_refused(
     outsider = mint_client(fleet, tmp_path, cn="kong-edge-a", now=dt.datetime.now(dt.timezone.utc), days=2)
     msg = refusal(fleet, cluster, outsider.cert, outsider.key)
     assert 'certificate authentication failed for user "kong"' in msg
-    conf = replace_setting(replace_setting(fleet.render("kong", "--client", "kong-node-1"),
-                                           "pg_ssl_cert", str(outsider.cert)), "pg_ssl_cert_key", str(outsider.key))
+    deployed = kong.deploy(fleet, "--client", "kong-node-1")
+    cert, key = kong.install_client(deployed, outsider.cert, outsider.key)  # readable by Kong's workers
+    conf = replace_setting(replace_setting(deployed.conf, "pg_ssl_cert", str(cert)), "pg_ssl_cert_key", str(key))
     res = kong.connect(conf, port=cluster.port)
     record(case="ident regex map, CN kong-edge-a", client="libpq + Kong EE", expected="refused",
            observed=str(res), column="lifecycle")
@@ -103,6 +104,8 @@ def test_a_revoked_node_is_refused_after_reload_and_the_others_still_connect(
     applied = cluster.apply(fleet, auth="cert")
     assert "ssl_crl_file" not in applied.postgres_conf
     assert connect(fleet, cluster, "kong-node-2") == "/CN=kong-node-2"  # it worked before the revocation
+    # The node keeps the kong.conf it was given; render refuses a revoked --client from now on.
+    node2_conf = fleet.render("kong", "--client", "kong-node-2")
     cli("revoke", "--dir", str(fleet.dir), "kong-node-2", "--reason", "keyCompromise")
     applied = cluster.apply(fleet, auth="cert")  # copy crl.pem, rendered config, pg_reload_conf()
     assert f"ssl_crl_file = '{applied.pg_dir / 'crl.pem'}'\n" in applied.postgres_conf
@@ -113,7 +116,7 @@ def test_a_revoked_node_is_refused_after_reload_and_the_others_still_connect(
     assert "certificate revoked" in msg, msg
     # PostgreSQL 15 logs only the generic reason; the TLS alert libpq got names the revocation.
     assert "could not accept SSL connection: certificate verify failed" in cluster.wait_log(mark, "verify failed")
-    res = kong_as(fleet, kong, cluster, "kong-node-2")
+    res = kong.connect(node2_conf, port=cluster.port)
     record(case="revoked kong-node-2 after reload", client="libpq + Kong EE", expected="refused",
            observed=f"libpq: {msg.splitlines()[0]}; kong: {res}", column="lifecycle")
     assert not res.ok, res  # type: ignore[attr-defined]
@@ -166,7 +169,7 @@ def test_renewed_server_certificate_needs_no_config_change(
     cli("revoke", "--dir", str(pki.dir), "--crl-days", "30", "client")  # a CRL is loaded too: renewals keep it valid
     cli("issue", "client", "--dir", str(pki.dir), "--name", "kong-node-1", "--cn", "{name}")
     before = cluster.apply(pki, auth="cert")
-    kong_conf = pki.render("kong", "--client", "kong-node-1")
+    kong_conf = kong.deploy(pki, "--client", "kong-node-1").conf
     old = fingerprint(server_cert_seen(pki, cluster))
     assert old == pki.manifest.certificates["server"].sha256
     cli("renew", "--dir", str(pki.dir), "server")
@@ -174,7 +177,7 @@ def test_renewed_server_certificate_needs_no_config_change(
     assert new != old and (pki.dir / f"server.crt.{_serial_of(pki, old)}.bak").exists()
     after = cluster.apply(pki, auth="cert")  # copy the files, write the (same) rendered config, reload
     assert (after.postgres_conf, after.hba, after.ident) == (before.postgres_conf, before.hba, before.ident)
-    assert pki.render("kong", "--client", "kong-node-1") == kong_conf
+    assert kong.deploy(pki, "--client", "kong-node-1").conf == kong_conf  # same text; renewed files copied
     assert fingerprint(server_cert_seen(pki, cluster)) == new
     assert connect(pki, cluster, "kong-node-1") == "/CN=kong-node-1"
     res = kong.connect(kong_conf, port=cluster.port)
@@ -241,5 +244,5 @@ def test_status_exits_3_for_an_expired_certificate_until_renew(
     after = cluster.apply(pki, auth="cert")
     assert after.postgres_conf == before.postgres_conf and after.hba == before.hba
     assert connect(pki, cluster, "client") == "/CN=kong"
-    res = kong.connect(pki.render("kong"), port=cluster.port)
+    res = kong.connect(kong.deploy(pki).conf, port=cluster.port)
     assert res.ok, res

@@ -20,7 +20,7 @@ from cryptography import x509
 from pgkongtls import certs
 
 from .clients import Refused, libpq_connect, py313_connect, s_client
-from .kong import KongEquivalent, KongResult, replace_setting
+from .kong import KongEquivalent, KongRun, replace_setting
 from .pg import DEFAULT_PASSWORD, Cluster, ClusterError
 from .pkis import DB_IP, DB_NAME, ClientCert, Pki, PkiFactory, mint_client
 
@@ -36,15 +36,20 @@ def libpq_refusal(**kwargs: object) -> str:
     return str(exc.value)
 
 
-def assert_kong_verify_refused(res: KongResult, reason: str) -> None:
-    """Refused by the certificate check: no AuthenticationOk, and nginx logged OpenSSL's `reason`.
+def assert_kong_runtime_verify_refused(res: KongRun, reason: str) -> None:
+    """The workers' connection refused by the certificate check: no AuthenticationOk, and nginx logged
+    OpenSSL's `reason`. lua-nginx-module 0.10.23 sometimes reports a failed check as a successful
+    handshake on a socket it already closed (FACTS.md); the verify error is logged either way."""
+    rt = res.runtime
+    assert not rt.ok, res
+    assert rt.verify_error == reason, res
+    assert (rt.stage == "tls" and reason in rt.message) or (rt.stage == "startup" and "closed" in rt.message), res
 
-    lua-nginx-module 0.10.23 sometimes reports a failed check as a successful handshake
-    on a socket it already closed (FACTS.md); the verify error is logged either way.
-    """
-    assert not res.ok, res
-    assert res.verify_error == reason, res
-    assert (res.stage == "tls" and reason in res.message) or (res.stage == "startup" and "closed" in res.message), res
+
+def assert_kong_verify_refused(res: KongRun, reason: str) -> None:
+    """Kong's verdict for a server it must not trust: refused on both paths (it does not even start)."""
+    assert_kong_runtime_verify_refused(res, reason)
+    assert (res.startup.ok, res.startup.stage, res.startup.message) == (False, "tls", "certificate verify failed"), res
 
 
 # ---- the server's certificate is not from the PKI the client trusts -----------------------
@@ -64,7 +69,7 @@ def test_server_cert_from_another_pki_refused_by_libpq(cluster: Cluster, main: P
 def test_server_cert_from_another_pki_refused_by_kong(cluster: Cluster, kong: KongEquivalent, main: Pki, other: Pki,
                                                       record: Callable[..., None]) -> None:
     cluster.apply(other)
-    own = other.render("kong")  # other's client cert, so only the server check can fail
+    own = kong.deploy(other).conf  # other's client cert, so only the server check can fail
     trusting_main = replace_setting(own, "lua_ssl_trusted_certificate", f"system,{main.trust_file}")
     res = kong.connect(trusting_main, port=cluster.port)
     record(case="server cert from another PKI", client="Kong EE", expected="20: unable to get local issuer cert",
@@ -102,14 +107,16 @@ def test_client_cert_from_another_pki_refused(cluster: Cluster, main: Pki, other
 def test_client_cert_from_another_pki_refused_for_kong(cluster: Cluster, kong: KongEquivalent, main: Pki, other: Pki,
                                                        record: Callable[..., None]) -> None:
     cluster.apply(main)
-    conf = replace_setting(main.render("kong"), "pg_ssl_cert", str(other.client_cert))
-    conf = replace_setting(conf, "pg_ssl_cert_key", str(other.client_key))
+    theirs = kong.deploy(other)
+    conf = replace_setting(kong.deploy(main).conf, "pg_ssl_cert", str(theirs.client_cert))
+    conf = replace_setting(conf, "pg_ssl_cert_key", str(theirs.client_key))
     mark = cluster.log_mark()
     res = kong.connect(conf, port=cluster.port)
     log = cluster.wait_log(mark, "could not accept SSL connection")
     record(case="client cert from another PKI", client="Kong EE -> PostgreSQL", expected="no AuthenticationOk",
            observed=str(res))
-    assert not res.ok and res.stage in ("tls", "startup"), res
+    for path in (res.startup, res.runtime):
+        assert not path.ok and path.stage in ("tls", "startup"), res
     assert "could not accept SSL connection: certificate verify failed" in log
 
 
@@ -191,12 +198,13 @@ def test_no_client_cert_under_cert_refused(cluster: Cluster, main: Pki, record: 
 def test_no_client_cert_under_cert_refused_for_kong_oss(cluster: Cluster, kong: KongEquivalent, main: Pki,
                                                         record: Callable[..., None]) -> None:
     cluster.apply(main, auth="cert")
-    res = kong.connect(main.render("kong", "--edition", "oss"), port=cluster.port, password=DEFAULT_PASSWORD,
+    res = kong.connect(kong.deploy(main, "--edition", "oss").conf, port=cluster.port, password=DEFAULT_PASSWORD,
                        edition="oss")
     record(case="no client cert, hba cert", client="Kong OSS", expected="requires a valid client certificate",
            observed=str(res))
-    assert not res.ok
-    assert (res.stage, res.message) == ("auth", "server error: FATAL 28000: connection requires a valid client certificate")
+    for path in (res.startup, res.runtime):
+        assert (path.ok, path.stage, path.message, path.server_error) == (
+            False, "auth", "FATAL: connection requires a valid client certificate", "28000"), res
 
 
 # ---- host names: libpq and Python check them, Kong does not -----------------------------
@@ -237,31 +245,34 @@ def test_host_not_in_sans_accepted_by_kong(cluster: Cluster, kong: KongEquivalen
                                            record: Callable[..., None]) -> None:
     """Kong's documented behaviour (no SNI, no host name check): if this changes, we want to know."""
     cluster.apply(dns_only)
-    res = kong.connect(dns_only.render("kong"), port=cluster.port)
-    record(case="host 127.0.0.1 not in SANs", client="Kong EE", expected="ACCEPTED (Kong checks no name)",
+    res = kong.connect(kong.deploy(dns_only).conf, port=cluster.port)
+    record(case="host 127.0.0.1 not in SANs", client="Kong EE, both paths", expected="ACCEPTED (Kong checks no name)",
            observed=str(res))
-    assert res.ok, res
-    assert res.client_dn == "/CN=kong"
+    assert res.startup.ok and res.runtime.ok, res
+    assert res.startup.client_dn == res.runtime.client_dn == "/CN=kong"
 
 
 # ---- verify depth ------------------------------------------------------------------------------
 
 def test_verify_depth_0_on_intermediate_chain_refused_by_kong(cluster: Cluster, kong: KongEquivalent, main: Pki,
                                                              record: Callable[..., None]) -> None:
+    """As in Kong: LuaSec at start-up ignores lua_ssl_verify_depth, so Kong starts, then every worker
+    connection fails."""
     cluster.apply(main)
-    rendered = main.render("kong")
+    rendered = kong.deploy(main).conf
     assert "lua_ssl_verify_depth = 1\n" in rendered
     res = kong.connect(replace_setting(rendered, "lua_ssl_verify_depth", "0"), port=cluster.port)
-    record(case="lua_ssl_verify_depth 0, intermediate", client="Kong EE", expected="2: unable to get issuer cert",
-           observed=str(res))
-    assert_kong_verify_refused(res, "2: unable to get issuer certificate")
+    record(case="lua_ssl_verify_depth 0, intermediate", client="Kong EE",
+           expected="starts; runtime 2: unable to get issuer cert", observed=str(res))
+    assert res.starts and res.startup.client_dn == "/CN=kong", res
+    assert_kong_runtime_verify_refused(res, "2: unable to get issuer certificate")
 
 
 def test_verify_depth_0_is_enough_without_intermediate(cluster: Cluster, kong: KongEquivalent, pkis: PkiFactory) -> None:
     """Twin: depth 0 works when the leaf is signed by the root, so the refusal above is the depth."""
     root_chain = pkis.get("root", "ecdsa-p256")
     cluster.apply(root_chain)
-    res = kong.connect(replace_setting(root_chain.render("kong"), "lua_ssl_verify_depth", "0"), port=cluster.port)
+    res = kong.connect(replace_setting(kong.deploy(root_chain).conf, "lua_ssl_verify_depth", "0"), port=cluster.port)
     assert res.ok, res
 
 
@@ -311,25 +322,31 @@ def test_plaintext_refused(cluster: Cluster, main: Pki, user: str, record: Calla
 def test_plaintext_refused_for_kong(cluster: Cluster, kong: KongEquivalent, main: Pki,
                                     record: Callable[..., None]) -> None:
     cluster.apply(main)
-    conf = replace_setting(replace_setting(main.render("kong"), "pg_ssl", "off"), "pg_ssl_required", "off")
+    conf = replace_setting(replace_setting(kong.deploy(main).conf, "pg_ssl", "off"), "pg_ssl_required", "off")
     res = kong.connect(conf, port=cluster.port)
-    record(case="plaintext (pg_ssl off)", client="Kong EE", expected="pg_hba.conf rejects, no encryption",
+    record(case="plaintext (pg_ssl off)", client="Kong EE, both paths", expected="pg_hba.conf rejects, no encryption",
            observed=str(res))
-    assert not res.ok
-    assert res.message == ('server error: FATAL 28000: pg_hba.conf rejects connection for host "127.0.0.1", '
-                           'user "kong", database "postgres", no encryption')
+    for path in (res.startup, res.runtime):
+        assert (path.ok, path.message) == (False, 'FATAL: pg_hba.conf rejects connection for host "127.0.0.1", '
+                                                  'user "kong", database "postgres", no encryption'), res
 
 
 def test_wrong_password_refused_for_kong_oss(cluster: Cluster, kong: KongEquivalent, main: Pki,
                                              record: Callable[..., None]) -> None:
-    """Twin of the OSS positive case: the Lua SCRAM client's proof is really checked by the server."""
+    """Twin of the OSS positive case: the proof is really checked by the server. pgmoon reads the server's
+    ErrorResponse as if it were SASLFinal, so Kong says only `authentication exchange unsuccessful`;
+    the server's reason is in its log."""
     cluster.apply(main, auth="scram", edition="oss")
-    res = kong.connect(main.render("kong", "--edition", "oss"), port=cluster.port, password="not-the-password",
+    mark = cluster.log_mark()
+    res = kong.connect(kong.deploy(main, "--edition", "oss").conf, port=cluster.port, password="not-the-password",
                        edition="oss")
-    record(case="wrong password, hba scram (oss)", client="Kong OSS", expected="password authentication failed",
-           observed=str(res))
-    assert not res.ok
-    assert (res.stage, res.message) == ("auth", 'server error: FATAL 28P01: password authentication failed for user "kong"')
+    log = cluster.wait_log(mark, "password authentication failed")
+    record(case="wrong password, hba scram (oss)", client="Kong OSS, both paths",
+           expected="authentication exchange unsuccessful", observed=str(res))
+    for path in (res.startup, res.runtime):
+        assert (path.ok, path.stage, path.message, path.server_error) == (
+            False, "auth", "authentication exchange unsuccessful", "28P01"), res
+    assert 'FATAL:  password authentication failed for user "kong"' in log
 
 
 def test_tls12_client_refused_under_min_tls_13(cluster: Cluster, main: Pki, record: Callable[..., None]) -> None:
@@ -350,10 +367,11 @@ def test_kong_without_tls13_refused_under_min_tls_13(cluster: Cluster, kong: Kon
                                                      record: Callable[..., None]) -> None:
     """lua-nginx-module's own default lua_ssl_protocols lacks TLSv1.3 (Kong sets both): it matters here."""
     cluster.apply(main, min_tls="TLSv1.3")
-    conf = main.render("kong") + "lua_ssl_protocols = TLSv1.2\n"
-    res = kong.connect(conf, port=cluster.port)
+    rendered = kong.deploy(main, "--min-tls", "TLSv1.3").conf
+    res = kong.connect(rendered + "lua_ssl_protocols = TLSv1.2\n", port=cluster.port)
     record(case="Kong lua_ssl_protocols TLSv1.2, --min-tls TLSv1.3", client="Kong EE",
-           expected="alert protocol version", observed=str(res))
-    assert (res.ok, res.stage, res.message) == (False, "tls", "handshake failed"), res
+           expected="starts; runtime alert protocol version", observed=str(res))
+    assert res.starts, res  # pg_ssl_version = tlsv1_3 at start-up: lua_ssl_protocols is the workers' setting
+    assert (res.runtime.ok, res.runtime.stage, res.runtime.message) == (False, "tls", "handshake failed"), res
     assert "SSL_do_handshake() failed (SSL: error:0A00042E:SSL routines::tlsv1 alert protocol version" in res.error_log
-    assert kong.connect(main.render("kong"), port=cluster.port).ok  # twin: Kong's own default, TLSv1.2 TLSv1.3
+    assert kong.connect(rendered, port=cluster.port).ok  # twin: Kong's own default, TLSv1.2 TLSv1.3

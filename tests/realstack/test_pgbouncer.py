@@ -27,7 +27,6 @@ from .pkis import DB_IP, Pki, PkiFactory, cli, mint_client
 from .topo import Pgbouncer, resolved
 
 pytestmark = pytest.mark.realstack
-NOW = dt.datetime.now(dt.timezone.utc)
 POOLER = "pgbouncer.pgkongtls.test"
 
 
@@ -105,7 +104,7 @@ def test_libpq_refuses_the_pooler_under_another_name(pooled: Pooled) -> None:
 
 def test_pooler_refuses_a_cn_that_is_not_the_user(pooled: Pooled, tmp_path: Path) -> None:
     """auth_type = cert has no map: the rendered comment says the CN must be the user."""
-    other_cn = mint_client(pooled.pki, tmp_path, cn="kong-gw", now=NOW)
+    other_cn = mint_client(pooled.pki, tmp_path, cn="kong-gw", now=dt.datetime.now(dt.timezone.utc))
     with pytest.raises(Refused, match="FATAL:  certificate authentication failed$"):
         libpq_connect(port=pooled.pgb.port, host=POOLER, hostaddr=DB_IP, sslrootcert=pooled.pki.trust_file,
                       sslcert=other_cn.cert, sslkey=other_cn.key, dbname="kong")
@@ -122,7 +121,7 @@ def test_kong_through_the_pooler(pooled: Pooled, kong: KongEquivalent, record: C
 
 def test_untrusted_pooler_certificate_is_a_timeout_for_the_client_and_probe_names_it(
         realstack_base: Path, pooled: Pooled, other: Pki, tmp_path: Path, record: Callable[..., None]) -> None:
-    foreign = mint_client(other, tmp_path, cn="pgbouncer", now=NOW)
+    foreign = mint_client(other, tmp_path, cn="pgbouncer", now=dt.datetime.now(dt.timezone.utc))
     bad = _pooler(realstack_base, "pgb-foreign", pooled.pki, pooled.pg, replace_up=(foreign.cert, foreign.key))
     try:
         with pytest.raises(psycopg.OperationalError) as exc:

@@ -3,8 +3,10 @@
 PKI shapes {init --chain intermediate, init --chain root, self-signed --test} x key
 families {ecdsa-p256, rsa-2048}; on each:
   - libpq verify-full, by DNS name (hostaddr) and by IP SAN, under every `render hba --auth`
-  - the Kong-equivalent client, Enterprise (client cert) under every --auth, and
-    open-source (SCRAM over TLS, no certificate) under `render hba --edition oss`
+  - the Kong-equivalent client through both of Kong's paths (start-up: LuaSocket + LuaSec as
+    root; runtime: nginx worker as `kong`, reading the deployed key per connection), Enterprise
+    (client cert) under every --auth, and open-source (SCRAM-SHA-256-PLUS over TLS, no
+    certificate) under `render hba --edition oss`
   - asyncpg on Python >= 3.13 with the strict default ssl context, by DNS name and by IP
   - openssl s_client -starttls postgres -verify_return_error -verify_depth <rendered depth>
 The server-side files come only from `pgkongtls bundle postgres` + `pgkongtls install --reload`
@@ -13,13 +15,16 @@ The server-side files come only from `pgkongtls bundle postgres` + `pgkongtls in
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 from collections.abc import Callable
 
 import psycopg
 import pytest
 
 from .clients import libpq_connect, py313_connect, s_client
-from .kong import KongEquivalent, parse_kong_conf
+from .kong import KONG_USER, KongEquivalent, KongRun, parse_kong_conf
 from .pg import DEFAULT_PASSWORD, Cluster
 from .pkis import DB_IP, DB_NAME, KEY_FAMILIES, SHAPES, Pki, PkiFactory
 
@@ -50,6 +55,17 @@ def password_for(auth: str) -> str | None:
     return DEFAULT_PASSWORD if auth == "scram" else None
 
 
+def assert_both_paths(res: KongRun, *, dn: str | None, version: str | None = None, scram: bool = False) -> None:
+    """Kong's verdict "works": start-up and runtime both authenticated, with the same session shape."""
+    for path in (res.startup, res.runtime):
+        assert path.ok, res
+        assert (path.ssl, path.client_dn, path.user) == (True, dn, "kong"), path
+        if version:
+            assert path.tls_version == version, path
+        # over TLS pgmoon takes SCRAM-SHA-256-PLUS whenever PostgreSQL offers it (it always does over TLS)
+        assert path.mechanism == ("SCRAM-SHA-256-PLUS" if scram else None), path
+
+
 @pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("auth", AUTHS)
 def test_libpq_verify_full_authenticates(pki: Pki, cluster: Cluster, auth: str, via: str,
@@ -66,21 +82,20 @@ def test_libpq_verify_full_authenticates(pki: Pki, cluster: Cluster, auth: str, 
 def test_kong_enterprise_authenticates(pki: Pki, cluster: Cluster, kong: KongEquivalent, auth: str,
                                        record: Callable[..., None]) -> None:
     cluster.apply(pki, auth=auth)
-    res = kong.connect(pki.render("kong"), port=cluster.port, password=password_for(auth))
-    record(case=f"hba {auth}", client="Kong EE (cert)", expected="auth ok", observed=str(res), column=pki.label)
-    assert res.ok, res
-    assert (res.ssl, res.client_dn, res.user) == (True, expected_dn(pki), "kong")
+    res = kong.connect(kong.deploy(pki).conf, port=cluster.port, password=password_for(auth))
+    record(case=f"hba {auth}", client="Kong EE (cert), both paths", expected="auth ok", observed=str(res),
+           column=pki.label)
+    assert_both_paths(res, dn=expected_dn(pki), scram=auth == "scram")
 
 
 def test_kong_oss_scram_over_tls(pki: Pki, cluster: Cluster, kong: KongEquivalent,
                                  record: Callable[..., None]) -> None:
     cluster.apply(pki, auth="scram", edition="oss")
-    res = kong.connect(pki.render("kong", "--edition", "oss"), port=cluster.port, password=DEFAULT_PASSWORD,
+    res = kong.connect(kong.deploy(pki, "--edition", "oss").conf, port=cluster.port, password=DEFAULT_PASSWORD,
                        edition="oss")
-    record(case="hba scram (--edition oss)", client="Kong OSS (password)", expected="auth ok", observed=str(res),
-           column=pki.label)
-    assert res.ok, res
-    assert (res.ssl, res.client_dn, res.user) == (True, None, "kong")
+    record(case="hba scram (--edition oss)", client="Kong OSS (SCRAM-PLUS), both paths", expected="auth ok",
+           observed=str(res), column=pki.label)
+    assert_both_paths(res, dn=None, scram=True)
 
 
 @pytest.mark.parametrize("via", VIA)
@@ -127,13 +142,43 @@ def test_min_tls_13_and_no_system_bundle(pkis: PkiFactory, cluster: Cluster, kon
     pki = pkis.get("intermediate", "ecdsa-p256")
     cluster.apply(pki, auth="cert" if edition == "enterprise" else "scram", edition=edition, min_tls="TLSv1.3")
     assert "ssl_min_protocol_version = 'TLSv1.3'" in cluster.applied.postgres_conf  # type: ignore[union-attr]
-    conf = pki.render("kong", "--edition", edition, "--no-system")
-    assert f"lua_ssl_trusted_certificate = {pki.trust_file}\n" in conf
-    res = kong.connect(conf, port=cluster.port, password=DEFAULT_PASSWORD, edition=edition)
+    d = kong.deploy(pki, "--edition", edition, "--no-system", "--min-tls", "TLSv1.3")
+    assert f"lua_ssl_trusted_certificate = {d.dir / 'chain.crt'}\n" in d.conf
+    if edition == "enterprise":
+        assert "\npg_ssl_version = tlsv1_3\n" in d.conf  # what lets Kong Enterprise start against a TLS 1.3 floor
+    res = kong.connect(d.conf, port=cluster.port, password=DEFAULT_PASSWORD, edition=edition)
     record(case="--min-tls TLSv1.3, kong --no-system", client=f"Kong {'EE' if edition == 'enterprise' else 'OSS'}",
            expected="auth ok", observed=str(res))
-    assert res.ok, res
-    assert (res.ssl, res.tls_version) == (True, "TLSv1.3")
+    assert_both_paths(res, dn=expected_dn(pki) if edition == "enterprise" else None, version="TLSv1.3",
+                      scram=edition == "oss")
     row = libpq_connect(port=cluster.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=pki.trust_file,
                         sslcert=pki.client_cert, sslkey=pki.client_key, password=DEFAULT_PASSWORD)
     assert row.version == "TLSv1.3"
+
+
+def test_kong_workers_run_as_the_kong_user_and_read_a_key_only_kong_can_read(
+        pkis: PkiFactory, cluster: Cluster, kong: KongEquivalent, record: Callable[..., None]) -> None:
+    """The deployed key is what `render kong` prescribes (kong:kong 0600): readable by the workers, no one else."""
+    pki = pkis.get("intermediate", "ecdsa-p256")
+    cluster.apply(pki)
+    d = kong.deploy(pki)
+    st = d.client_key.stat()
+    assert (d.key_owner, d.key_mode) == (f"{KONG_USER}:{KONG_USER}", 0o600)
+    assert (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name, st.st_mode & 0o777) == (
+        KONG_USER, KONG_USER, 0o600)
+    res = kong.connect(d.conf, port=cluster.port)
+    assert kong.worker_user() == KONG_USER
+    record(case="workers as kong, key kong:kong 0600", client="Kong EE, both paths", expected="auth ok",
+           observed=str(res))
+    assert_both_paths(res, dn=expected_dn(pki))
+
+
+def test_kong_key_root_kong_0640_works_too(pkis: PkiFactory, cluster: Cluster, kong: KongEquivalent) -> None:
+    """The rendered alternative, `chown root:kong ... && chmod 0640`, also serves every runtime connection."""
+    pki = pkis.get("intermediate", "ecdsa-p256")
+    cluster.apply(pki)
+    d = kong.deploy(pki)
+    assert f"#   (or: chown root:{KONG_USER} {d.client_key} && chmod 0640 {d.client_key})\n" in d.conf
+    os.chown(d.client_key, 0, grp.getgrnam(KONG_USER).gr_gid)
+    os.chmod(d.client_key, 0o640)
+    assert_both_paths(kong.connect(d.conf, port=cluster.port), dn=expected_dn(pki))

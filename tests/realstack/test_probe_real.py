@@ -72,7 +72,7 @@ def test_good_server(cluster: Cluster, kong: KongEquivalent, main: Pki, record: 
     record(case="good server", client="pgkongtls probe", expected="kong, libpq, auth PASS",
            observed=", ".join(f"{k} {'PASS' if ok else 'FAIL'}" for k, (ok, _) in v.items()))
     # the real clients agree
-    assert kong.connect(main.render("kong"), port=cluster.port).ok
+    assert kong.connect(kong.deploy(main).conf, port=cluster.port).ok
     assert libpq_ok(main.trust_file, cluster.port, DB_IP, sslcert=main.client_cert, sslkey=main.client_key)[0]
 
 
@@ -99,7 +99,7 @@ def test_server_from_another_pki(cluster: Cluster, kong: KongEquivalent, main: P
     assert v["kong"][0] is False and "unable to get local issuer certificate" in v["kong"][1]
     assert v["libpq"][0] is False and "unable to get local issuer certificate" in v["libpq"][1]
     # the real clients agree: both refuse with main's trust, both accept with other's
-    kong_conf = replace_setting(other.render("kong"), "lua_ssl_trusted_certificate", str(main.trust_file))
+    kong_conf = replace_setting(kong.deploy(other).conf, "lua_ssl_trusted_certificate", str(main.trust_file))
     assert not kong.connect(kong_conf, port=cluster.port).ok
     ok, why = libpq_ok(main.trust_file, cluster.port, DB_IP, sslcert=other.client_cert, sslkey=other.client_key)
     assert not ok and why.endswith("certificate verify failed")
@@ -117,7 +117,7 @@ def test_depth_too_small(cluster: Cluster, kong: KongEquivalent, main: Pki, reco
     assert v["kong"] == (False, "certificate verify failed: certificate chain too long "
                                 f"(depth 1, {report_issuer(report)})")
     assert v["libpq"][0] is True  # libpq has no depth limit of its own
-    assert not kong.connect(replace_setting(main.render("kong"), "lua_ssl_verify_depth", "0"),
+    assert not kong.connect(replace_setting(kong.deploy(main).conf, "lua_ssl_verify_depth", "0"),
                             port=cluster.port).ok
     rc, report, _ = probe(f"{HOST}:{cluster.port}", "--ca", str(main.trust_file), "--depth", "1")
     assert rc == 0, report  # twin: depth 1 is enough
@@ -143,7 +143,7 @@ def test_host_name_mismatch_fails_libpq_only(cluster: Cluster, kong: KongEquival
     ok, why = libpq_ok(dns_only.trust_file, cluster.port, DB_IP, sslcert=dns_only.client_cert,
                        sslkey=dns_only.client_key)
     assert not ok and why.endswith(v["libpq"][1])  # libpq's own words
-    assert kong.connect(dns_only.render("kong"), port=cluster.port).ok
+    assert kong.connect(kong.deploy(dns_only).conf, port=cluster.port).ok
 
 
 def test_ssl_off_is_refused_ssl(new_cluster: Callable[[], Cluster], main: Pki, record: Callable[..., None]) -> None:

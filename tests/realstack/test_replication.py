@@ -27,7 +27,6 @@ from .pkis import DB_IP, Pki, PkiFactory, cli, mint_client
 from .topo import REPLICATOR, STANDBY_NAMES, Pair, configure_primary, make_standby, ro_view, start_as_standby, topology_pki
 
 pytestmark = pytest.mark.realstack
-NOW = dt.datetime.now(dt.timezone.utc)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +120,7 @@ def test_kong_reads_from_the_replica_and_writes_to_the_primary(pair: Pair, kong:
 def test_replication_certificate_from_another_pki_is_refused(pair: Pair, other: Pki, tmp_path: Path) -> None:
     good = _replication_session(pair.primary, pair.pki, pair.pki.cert_file(REPLICATOR), pair.pki.key_file(REPLICATOR))
     assert good.returncode == 0, good.stderr  # the positive twin on the same server, same command
-    foreign = mint_client(other, tmp_path, cn=REPLICATOR, now=NOW)
+    foreign = mint_client(other, tmp_path, cn=REPLICATOR, now=dt.datetime.now(dt.timezone.utc))
     mark = pair.primary.log_mark()
     res = _replication_session(pair.primary, pair.pki, foreign.cert, foreign.key)
     log = pair.primary.wait_log(mark, "could not accept SSL connection")
