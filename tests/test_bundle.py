@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import tarfile
 from pathlib import Path
@@ -20,11 +21,13 @@ from pgkongtls.pki import InitOptions, SelfSignedOptions
 
 CA_ROLES = ("root", "intermediate")
 
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "pki"
-    ops.init(out, InitOptions(hosts=("db.internal",)))
+    ops.init(out, InitOptions(hosts=("db.internal",)), now=NOW)
     return out
 
 
@@ -61,24 +64,24 @@ def test_kong_bundle_holds_the_client_key_readable_by_kong_and_the_trust_file(pk
 
 
 def test_self_signed_postgres_trusts_the_client_certificate(tmp_path: Path) -> None:
-    ops.self_signed(tmp_path / "ss", SelfSignedOptions())
+    ops.self_signed(tmp_path / "ss", SelfSignedOptions(), now=NOW)
     got = plan(tmp_path / "ss", "postgres")
     assert [f.name for f in got.files if f.destination] == ["server.crt", "server.key", "client.crt"]
 
 
 def test_the_crl_travels_with_the_postgres_bundle_once_there_is_one(tmp_path: Path) -> None:
-    ops.init(tmp_path / "p", InitOptions())
-    ops.issue(tmp_path / "p", [LeafRequest(role="client", name="n1", cn="n1")])
-    ops.revoke(tmp_path / "p", ["n1"])
+    ops.init(tmp_path / "p", InitOptions(), now=NOW)
+    ops.issue(tmp_path / "p", [LeafRequest(role="client", name="n1", cn="n1")], now=NOW)
+    ops.revoke(tmp_path / "p", ["n1"], now=NOW)
     got = plan(tmp_path / "p", "postgres")
     assert [f.name for f in got.files if f.kind == "crl"] == ["crl.pem"]
     assert "crl.pem" not in [f.name for f in plan(tmp_path / "p", "kong").files]
 
 
 def test_a_revoked_or_unknown_name_is_refused_with_the_names_to_use(tmp_path: Path) -> None:
-    ops.init(tmp_path / "p", InitOptions())
-    ops.issue(tmp_path / "p", [LeafRequest(role="client", name="n1", cn="n1")])
-    ops.revoke(tmp_path / "p", ["n1"])
+    ops.init(tmp_path / "p", InitOptions(), now=NOW)
+    ops.issue(tmp_path / "p", [LeafRequest(role="client", name="n1", cn="n1")], now=NOW)
+    ops.revoke(tmp_path / "p", ["n1"], now=NOW)
     with pytest.raises(InputError, match=r"^--client 'n1' is revoked in this PKI; use one of: client$"):
         plan(tmp_path / "p", "kong", client="n1")
     with pytest.raises(InputError, match=r"^--server 'root' is not a server certificate in this PKI; use one of: server$"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pwd
@@ -20,6 +21,7 @@ from pgkongtls.pki import InitOptions
 
 from .test_fsio import snapshot
 
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
 HBA = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
 
 
@@ -39,7 +41,7 @@ def in_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     tmp_path = Path(tempfile.mkdtemp(prefix="pgkongtls-deploy-"))
     os.chmod(tmp_path, 0o755)
     monkeypatch.chdir(tmp_path)
-    ops.init(tmp_path / "pki", InitOptions(hosts=("db.internal",)))
+    ops.init(tmp_path / "pki", InitOptions(hosts=("db.internal",)), now=NOW)
     conf = tmp_path / "conf"
     conf.mkdir()
     (conf / "postgresql.conf").write_text("ssl = off\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from pgkongtls.cli import main
 from pgkongtls.lifecycle import LeafRequest
 from pgkongtls.manifest import MANIFEST_NAME
 from pgkongtls.pki import InitOptions
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def run(*args: str) -> Result:
@@ -27,8 +30,8 @@ def ok(*args: str) -> Result:
 @pytest.fixture(autouse=True)
 def pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    ops.init(tmp_path / "pki", InitOptions(hosts=("db.internal", "10.0.0.5")))
-    ops.issue(tmp_path / "pki", [LeafRequest(role="server", name="replica-1", cn=None, hosts=("replica1.internal",))])
+    ops.init(tmp_path / "pki", InitOptions(hosts=("db.internal", "10.0.0.5")), now=NOW)
+    ops.issue(tmp_path / "pki", [LeafRequest(role="server", name="replica-1", cn=None, hosts=("replica1.internal",))], now=NOW)
     return tmp_path / "pki"
 
 
