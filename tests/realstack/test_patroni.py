@@ -200,7 +200,7 @@ def test_leader_killed_new_leader_replicas_follow_over_tls_and_clients_reconnect
                            "JOIN pg_stat_ssl s USING (pid) WHERE r.state = 'streaming' AND r.application_name LIKE 'db-%'")
     assert walsender == [(follower.name, "t", "/CN=replicator")]
     assert _multi_host(pc, pc.nodes) == f"{leader.pg_port}|True|/CN=kong"
-    res = kong.connect(pc.pki.render("kong"), port=leader.pg_port)
+    res = kong.connect(kong.deploy(pc.pki).conf, port=leader.pg_port)
     assert res.ok and res.client_dn == "/CN=kong", res
 
 
@@ -217,5 +217,5 @@ def test_node_without_the_service_name_refused_by_libpq_accepted_by_kong(
         libpq_connect(port=db3.pg_port, host=SERVICE, **common)  # type: ignore[arg-type]
     twin = next(n for n in live if n is not db3)  # its certificate covers the service name
     assert libpq_connect(port=twin.pg_port, host=SERVICE, **common).ssl  # type: ignore[arg-type]
-    res = kong.connect(pc.pki.render("kong"), port=db3.pg_port)
+    res = kong.connect(kong.deploy(pc.pki).conf, port=db3.pg_port)
     assert res.ok, res  # Kong checks no host name (FACTS.md): it takes db-3 under any name

@@ -111,7 +111,7 @@ def test_pooler_refuses_a_cn_that_is_not_the_user(pooled: Pooled, tmp_path: Path
 
 
 def test_kong_through_the_pooler(pooled: Pooled, kong: KongEquivalent, record: Callable[..., None]) -> None:
-    conf = pooled.pki.render("kong", "--via", "pgbouncer")
+    conf = kong.deploy(pooled.pki, "--via", "pgbouncer").conf
     assert f"\npg_host = {POOLER}\npg_port = 6432\n" in conf
     res = kong.connect(resolved(conf, "pg_host", DB_IP), port=pooled.pgb.port, database="kong")
     record(case="Kong -> pgbouncer -> PostgreSQL", client="Kong EE", expected="auth ok", observed=str(res))

@@ -181,11 +181,16 @@ def test_wrong_client_cn_shows_the_server_error(cluster: Cluster, main: Pki, tmp
 def test_expired_client_certificate_is_refused_in_the_handshake(cluster: Cluster, main: Pki, tmp_path: Path) -> None:
     cluster.apply(main)
     old = mint_client(main, tmp_path, cn="kong", now=certs.utcnow() - dt.timedelta(days=3), days=1, name="old")
+    mark = cluster.log_mark()
     rc, report, _ = probe(f"{HOST}:{cluster.port}", "--ca", str(main.trust_file), "--cert", str(old.cert),
                           "--key", str(old.key), "--user", "kong", "--database", "postgres")
     v = verdicts(report)
-    assert rc == 1
-    assert v["auth"][0] is False and "certificate expired" in v["auth"][1]
+    assert rc == 1 and v["auth"][0] is False
+    if "certificate expired" not in v["auth"][1]:
+        # TLS 1.3: the server checks the client certificate after the handshake, and its alert can be lost
+        # to the connection reset (measured: about 1 run in 3 here). The server log still says why.
+        assert "ECONNRESET" in v["auth"][1], v["auth"][1]
+        cluster.wait_log(mark, r"could not accept SSL connection: certificate verify failed")
 
 
 def test_closed_port_is_one_line() -> None:

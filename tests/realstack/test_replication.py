@@ -108,7 +108,7 @@ def test_node_certificate_does_not_cover_another_nodes_name(pair: Pair) -> None:
 
 def test_kong_reads_from_the_replica_and_writes_to_the_primary(pair: Pair, kong: KongEquivalent,
                                                                record: Callable[..., None]) -> None:
-    conf = pair.pki.render("kong", "--ro-server", "db-2")
+    conf = kong.deploy(pair.pki, "--ro-server", "db-2").conf
     assert "\npg_ro_host = db-2.pgkongtls.test\n" in conf
     rw = kong.connect(conf, port=pair.primary.port)
     ro = kong.connect(ro_view(conf, resolve={"db-2.pgkongtls.test": DB_IP}), port=pair.standby.port)
