@@ -21,7 +21,6 @@ Stable API for every real-stack test (details in each class's docstring):
   deployed        (session) a Cluster(deployed=True): initdb's pg_hba.conf (broad scram lines kept), ssl dir owned
                     by postgres; .apply(pki, auth=, edition=, min_tls=, server=) = .deploy(...): `bundle postgres`
                     + `install --reload` through the CLI. Also .bundle(pki, *args) -> dir, .install(dir, *args).
-  new_cluster     (function) factory -> a started Cluster of your own (role kong); destroyed afterwards.
   kong            (session) KongEquivalent: Kong's two connection paths; the `kong` OS user is created first.
                     .deploy(pki, *render_args) -> Deployed (.conf .dir .client_cert .client_key .key_owner .key_mode)
                         copies the PKI's Kong-side files to the "Kong host", client keys owned/moded as the
