@@ -34,6 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 LAZY_COMMANDS = {
     "issue": "cli_lifecycle", "renew": "cli_lifecycle", "revoke": "cli_lifecycle", "crl": "cli_lifecycle",
     "status": "cli_lifecycle", "verify": "cli_doctor", "probe": "cli_doctor",
+    "bundle": "cli_deploy", "install": "cli_deploy", "deploy-paths": "cli_deploy",
     "export": "cli_export",
 }
 
@@ -314,8 +315,10 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.argument("target", type=click.Choice(RENDER_TARGETS), metavar="TARGET")
 @click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
               help="The PKI directory made by pgkongtls init.")
-@click.option("--pg-dir", default=None, help="Where the PKI files live on the database host [default: --dir, absolute].")
-@click.option("--kong-dir", default=None, help="Where the PKI files live on the Kong host [default: --dir, absolute].")
+@click.option("--pg-dir", default=None, help="Where the files live on the database host [default: the recorded "
+              "deploy path (bundle --ssl-dir, deploy-paths), else /etc/postgresql/pgkongtls; never the PKI].")
+@click.option("--kong-dir", default=None,
+              help="Where the files live on the Kong host [default: the recorded deploy path, else --dir, absolute].")
 @click.option("--edition", type=click.Choice(["enterprise", "oss"]), default="enterprise", show_default=True,
               help="Kong edition: only Enterprise can present a client certificate.")
 @click.option("--auth", type=click.Choice(["cert", "verify-full", "scram"]), default=None,
@@ -338,7 +341,10 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
               help="The user Kong's workers run as (nginx_user): who must be able to read client.key.")
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
-@click.option("--host", default=None, help="libpq host [default: the first --db-host].")
+@click.option("--host", default=None, help="libpq / kong --connection host [default: --server's first SAN]; "
+              "must be in its certificate.")
+@click.option("--connection", is_flag=True, help="kong: also pg_host, pg_port, pg_user, pg_database "
+              "(pg_ro_host: --ro-server).")
 @click.option("--port", type=int, default=PG_DEFAULT_PORT, show_default=True, help="libpq/jdbc port.")
 @click.option("--url", is_flag=True, help="libpq: a postgresql:// URL (node-postgres) instead of keywords.")
 @click.option("--for", "k8s_for", type=click.Choice(K8S_TARGETS), default=None,
@@ -356,7 +362,7 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
            min_tls: str | None, pg_ssl_version: str | None, system: bool, kong_os_user: str, server_name: str,
            client_name: str, host: str | None, port: int, url: bool, k8s_for: str | None, namespace: str,
            k8s_prefix: str, with_keys: bool, include_ca_key: bool, write_dir: Path | None, force: bool,
-           **topo: Any) -> None:
+           connection: bool, **topo: Any) -> None:
     """Print the postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf snippet that fits the PKI.
 
     TARGET is one of: postgres, hba, ident, kong, kong-env, libpq, all, standby, pgbouncer, patroni.
@@ -366,6 +372,7 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
       pgkongtls render postgres --dir pki --pg-dir /etc/postgresql/ssl > conf.d/pgkongtls.conf
       pgkongtls render hba --dir pki --auth cert >> pg_hba.conf
       pgkongtls render kong --dir pki --kong-dir /etc/kong/ssl >> kong.conf
+      pgkongtls render kong --dir pki --connection --ro-server replica-1
       pgkongtls render libpq --dir pki --url --port 5432
       pgkongtls render jdbc --dir pki --kong-dir /etc/app/ssl
       pgkongtls render kubernetes --dir pki --for kong-helm --namespace kong --with-keys
@@ -387,7 +394,8 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     m = fsio.load_manifest(pki_dir)
     db_name = None if database == "all" else database
     here = str(pki_dir.resolve())
-    files = r.Files(pg_dir=pg_dir or here, kong_dir=kong_dir or here, server=server_name, client=client_name)
+    files = r.Files(pg_dir=pg_dir or m.deploy_dir("postgres"), kong_dir=kong_dir or m.deploy.get("kong") or here,
+                    server=server_name, client=client_name)
     chosen_auth = auth or r.default_auth(edition)
     kong: dict[str, Any] = {"edition": edition, "pg_ssl_version": pg_ssl_version, "system": system,
                             "min_tls": min_tls, "tls_profile": tls_profile, "os_user": kong_os_user}
@@ -404,7 +412,8 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
     elif target == "all":
         if write_dir is None:
             fail("render all writes one file per snippet; pass --write DIR")
-        out = r.render_all(m, files, auth=chosen_auth, **kong)
+        out = r.render_all(m, files, auth=chosen_auth, database=database, user=user, address=address,
+                           reject_plaintext=reject_plaintext, host=host, **kong)
     else:
         renderers = {
             "postgres": lambda: r.render_postgres(m, files, min_tls=min_tls, tls_profile=tls_profile),
@@ -412,7 +421,9 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
                                         address=address, reject_plaintext=reject_plaintext,
                                         replication=topo["replication"]),
             "ident": lambda: r.render_ident(m, user=user, replication=topo["replication"]),
-            "kong": lambda: r.render_kong(m, files, via=topo["via"], ro_server=topo["ro_server"], **kong),
+            "kong": lambda: r.render_kong(m, files, via=topo["via"], ro_server=topo["ro_server"], **kong) + (
+                r.render_kong_connection(m, server=server_name, host=host, port=port, user=user, database=db_name,
+                                         via=topo["via"]) if connection else ""),
             "kong-env": lambda: r.render_kong_env(m, files, via=topo["via"], ro_server=topo["ro_server"], **kong),
             "libpq": lambda: (rc.render_libpq_url(m, files, host=host, user=user, port=port, database=db_name)
                               if url else r.render_libpq(m, files, host=host, user=user)),

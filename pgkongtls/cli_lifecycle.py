@@ -65,12 +65,23 @@ def print_entries(title: str, entries: tuple[CertEntry, ...]) -> None:
     stderr_console().print(table)
 
 
+#: What the printed bundle command is followed by (bundle prints the install command itself).
+THEN_DB = "then, on the database host, the pgkongtls install command it prints"
+THEN_KONG = "then, on that Kong node, the pgkongtls install command it prints (it ends with kong restart)"
+
+
+def redeploy(pki_dir: Path, host: str, name: str | None = None) -> str:
+    from pgkongtls.bundle import bundle_command
+
+    return f"{bundle_command(str(pki_dir), host, name)}; {THEN_DB if host == 'postgres' else THEN_KONG}"
+
+
 def print_next(steps: list[str]) -> None:
     from rich.markup import escape
 
     console = stderr_console()
     for step in steps:
-        console.print(f"next: {escape(step)}")
+        console.print(f"next: {escape(step)}", soft_wrap=True)  # a hint is a command: never wrapped
 
 
 @main.group()
@@ -124,11 +135,12 @@ def issue_client(names: tuple[str, ...], cn: str | None, pki_dir: Path, days: in
     change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in names], days=days,
                        key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"issued in {pki_dir}", change.done)
-    steps = [f"copy NAME.crt and NAME.key to each Kong node (pg_ssl_cert, pg_ssl_cert_key); "
-             f"pgkongtls render kong --dir {pki_dir} --client NAME"]
-    if any(e.cn != change.manifest.db_user for e in change.done):
-        steps.append(f"the CNs differ from the db user: pgkongtls render ident --dir {pki_dir} and "
-                     f"render hba --dir {pki_dir}, then reload PostgreSQL")
+    steps = []
+    if any(e.cn != change.manifest.db_user for e in change.done):  # pg_hba.conf and pg_ident.conf must map them
+        steps.append(redeploy(pki_dir, "postgres"))
+    first = change.done[0].name
+    steps.append(redeploy(pki_dir, "kong", first) + ("" if len(change.done) == 1 else
+                                                    " (likewise with --client for each other name)"))
     print_next(steps)
 
 
@@ -153,7 +165,7 @@ def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, pki_dir: 
     change = ops.issue(pki_dir, [LeafRequest(name=name, role="server", cn=cn, hosts=db_hosts)], days=days,
                        key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"issued in {pki_dir}", change.done)
-    print_next([f"pgkongtls render postgres --dir {pki_dir} --server {name} for that server's postgresql.conf"])
+    print_next([redeploy(pki_dir, "postgres", name).replace("the database host", "that server")])
 
 
 @main.command()
@@ -188,12 +200,8 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
         stderr_console().print(f"nothing expires within {expiring_within}; nothing renewed")
         return
     print_entries(f"renewed in {pki_dir}", change.done)
-    steps = []
-    if any(e.role == "server" for e in change.done):
-        steps.append("copy the new server .crt/.key to the database host, then SELECT pg_reload_conf();")
-    if any(e.role == "client" for e in change.done):
-        steps.append("copy the new client .crt/.key to the Kong node(s) and restart Kong")
-    print_next(steps)
+    steps = [redeploy(pki_dir, "postgres" if e.role == "server" else "kong", e.name) for e in change.done[:MAX_ROWS]]
+    print_next(steps + ([f"… and {len(change.done) - MAX_ROWS} more, one per name"] if len(change.done) > MAX_ROWS else []))
 
 
 @main.command()
@@ -214,8 +222,8 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
     \b
     Example:
       pgkongtls revoke --dir pki kong-node-2 --reason keyCompromise
-      pgkongtls render postgres --dir pki > conf.d/pgkongtls.conf   # now with ssl_crl_file
-      psql -c 'SELECT pg_reload_conf()'
+      pgkongtls bundle postgres --dir pki --out pki-db-bundle --force   # now with crl.pem, ssl_crl_file
+      pgkongtls install pki-db-bundle --pg-conf-dir /etc/postgresql/15/main --reload   # on the database host
     """
     from pgkongtls import fsio, ops
 
@@ -234,8 +242,8 @@ def _print_crl(pki_dir: Path, change: Change) -> None:
     m = change.manifest
     levels = "intermediate and root" if m.chain == "intermediate" else "root"
     stderr_console().print(f"wrote {pki_dir / (m.crl_file or '')}: CRLs of the {levels} CA, next update {m.crl_next_update}")
-    print_next([f"pgkongtls render postgres --dir {pki_dir} (it sets ssl_crl_file); copy {m.crl_file} to the "
-                "database host, then SELECT pg_reload_conf();"])
+    servers = [e.name for e in m.by_role("server") if not e.revoked]
+    print_next([redeploy(pki_dir, "postgres", name) + " (it brings crl.pem and sets ssl_crl_file)" for name in servers])
 
 
 @main.command()

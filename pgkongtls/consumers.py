@@ -91,6 +91,21 @@ def _name_matches(name: str, host: str) -> bool:
     return name.lower() == host.lower() or _wildcard_match(name, host)
 
 
+def host_in_names(names: tuple[str, ...], host: str) -> bool:
+    """libpq's verify-full match on names as text (a certificate's SANs, or its CN when it has none)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return any(_name_matches(n, host) for n in names)
+    for n in names:
+        try:
+            if ipaddress.ip_address(n) == ip:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def libpq_host_check(cert: x509.Certificate, host: str) -> tuple[bool, str]:
     """libpq `sslmode=verify-full`'s host name check, as libpq 17+ does it (psycopg bundles libpq 18):
     every dNSName and iPAddress SAN is examined; the CN too, unless a SAN of the host's own type
@@ -335,3 +350,50 @@ PGBOUNCER_PROTOCOLS = {"TLSv1.2": "tlsv1.2,tlsv1.3", "TLSv1.3": "tlsv1.3"}
 PATRONI_AUTH_SSL_KEYS = ("sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl")
 #: Patroni's REST API default port.
 PATRONI_RESTAPI_PORT = 8008
+
+
+# --------------------------------------------------------------------------- deploying files (bundle, install)
+
+#: How PostgreSQL accepts its ssl_key_file (be-secure-common.c, FACTS.md): (owner, group, mode) where
+#: None means "the server's OS user". Owned by that user 0600, or root:<its group> 0640 (`--key-group`).
+PG_KEY_OWNED = (None, None, 0o600)
+PG_KEY_GROUP = ("root", None, 0o640)
+#: Kong Enterprise's pgmoon reads the client key in the nginx workers (user `kong`) for every new
+#: connection (FACTS.md): the worker user must read it, so kong:kong 0600 (root, the master, reads it too).
+KONG_KEY_OWNED = (None, None, 0o600)
+#: Certificates, trust files and CRLs are public: root-owned, world-readable.
+PUBLIC_FILE = ("root", "root", 0o644)
+#: The directory holding the files: root-owned, traversable by every user (the key's own mode protects it).
+SSL_DIR_MODE = 0o755
+#: Default OS accounts of the two servers (Debian packages, Kong's nginx_user).
+PG_OS_USER = "postgres"
+KONG_OS_USER = "kong"
+
+#: What a reload does (postgresql.org/docs/15/config-setting.html, FACTS.md): SIGHUP to the postmaster
+#: re-reads postgresql.conf, pg_hba.conf, pg_ident.conf and the SSL files. A bad file is only *logged*:
+#: the server keeps the old rules ("SSL configuration was not reloaded"), so success must be checked in
+#: these views, which parse the files on disk when queried, and in the log.
+PG_FILE_ERROR_VIEWS = (
+    ("pg_file_settings", "sourcefile || ':' || sourceline || ': ' || coalesce(name, '') || ': ' || error"),
+    ("pg_hba_file_rules", "'pg_hba.conf:' || line_number || ': ' || error"),  # file_name is PostgreSQL 16+
+    ("pg_ident_file_mappings", "'pg_ident.conf:' || line_number || ': ' || error"),
+)
+#: Postmaster log lines that mean the reload did not take the new files.
+PG_RELOAD_FAILURE_PATTERNS = (
+    "was not reloaded", "contains errors", "could not load", "invalid value for parameter",
+    "unrecognized configuration parameter", "has group or world access", "Permission denied",
+)
+def can_traverse(mode: int, uid: int, gid: int, *, who_uid: int, who_gids: frozenset[int]) -> bool:
+    """Whether a server running as who_uid may enter a directory (open() needs x on every parent):
+    the owner's, group's or others' x bit, whichever class the account falls in; root passes."""
+    if who_uid == 0:
+        return True
+    if uid == who_uid:
+        return bool(mode & 0o100)
+    if gid in who_gids:
+        return bool(mode & 0o010)
+    return bool(mode & 0o001)
+
+
+#: Kong builds its combined trust file only while preparing its prefix: a changed kong.conf needs this.
+KONG_APPLY = "kong restart (or kong reload)"

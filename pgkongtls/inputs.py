@@ -63,6 +63,8 @@ class KeyFile:
     gid: int
     owner: str = ""
     real: str = ""
+    #: Every directory above the real file, from / down: (path, mode, uid, gid), for the traversal rule.
+    dirs: tuple[tuple[str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,11 @@ def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
     loaded = pkiload.parse_key(data, where)
     key: PrivateKeyTypes | None = loaded.key
     encrypted = loaded.encrypted
+    real = os.path.realpath(path)
+    dirs = tuple((str(d), stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid)
+                 for d in reversed(Path(real).parents) for s in [d.stat()])
     return KeyFile(path=where, key=key, encrypted=encrypted, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
-                   gid=st.st_gid, owner=_owner_name(st.st_uid), real=os.path.realpath(path))
+                   gid=st.st_gid, owner=_owner_name(st.st_uid), real=real, dirs=dirs)
 
 
 def load_crl_file(path: Path, *, shown: str | None = None) -> CrlFile:

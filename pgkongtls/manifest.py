@@ -64,6 +64,9 @@ class Manifest:
     crl_file: str | None = None
     crl_next_update: str | None = None
     format: int = FORMAT
+    #: Where each host keeps its files ("postgres", "kong" -> directory): the last `bundle --ssl-dir`,
+    #: or `pgkongtls deploy-paths`. render and the hints use it so nobody retypes a path.
+    deploy: dict[str, str] = field(default_factory=dict)
 
     @property
     def issuing_ca(self) -> str | None:
@@ -87,6 +90,16 @@ class Manifest:
 
     def by_role(self, role: str) -> list[CertEntry]:
         return [e for e in self.certificates.values() if e.role == role]
+
+    def deploy_dir(self, host: str) -> str:
+        """Where `host` keeps the files: recorded, else the default (never the PKI directory)."""
+        return self.deploy.get(host) or DEFAULT_DEPLOY_DIRS[host]
+
+
+#: Default directory of the files on each host: root-owned and traversable, apart from the PKI.
+DEFAULT_DEPLOY_DIRS = {"postgres": "/etc/postgresql/pgkongtls", "kong": "/etc/kong/pgkongtls"}
+#: The keys of Manifest.deploy.
+DEPLOY_KEYS = ("postgres", "kong", "postgres-conf", "kong-conf")
 
 
 @dataclass(frozen=True)
@@ -251,6 +264,11 @@ def loads(text: str) -> Manifest:
     )
     if not m.hosts:
         raise StateError(f"{MANIFEST_NAME}: manifest.hosts is empty; it needs the database host names from init --db-host")
+    deploy = data.get("deploy", {})
+    if (not isinstance(deploy, dict) or not set(deploy) <= set(DEPLOY_KEYS)
+            or not all(isinstance(v, str) and v.startswith("/") and v.isprintable() for v in deploy.values())):
+        raise StateError(f"{MANIFEST_NAME}: deploy is malformed; set it again with pgkongtls deploy-paths")
+    m = replace(m, deploy=dict(deploy))
     if not all(isinstance(h, str) for h in m.hosts) or m.key_type not in KEY_TYPES:
         raise StateError(f"{MANIFEST_NAME}: manifest.hosts or key_type is malformed; re-create it with pgkongtls init --force")
     _well_formed(m.crl_next_update, _TIME, "manifest.crl_next_update")

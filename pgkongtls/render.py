@@ -7,13 +7,20 @@ postgresql.conf, pg_hba.conf, pg_ident.conf or kong.conf.
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from pgkongtls import tlspolicy
-from pgkongtls.consumers import DEFAULT_TLS_PROFILE, KONG_DEFAULT_DEPTH, KONG_DEFAULT_OS_USER
+from pgkongtls.consumers import (
+    DEFAULT_TLS_PROFILE,
+    KONG_DEFAULT_DATABASE,
+    KONG_DEFAULT_DEPTH,
+    KONG_DEFAULT_OS_USER,
+    host_in_names,
+)
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import CertEntry, Manifest
 
@@ -166,6 +173,36 @@ def default_auth(edition: str) -> str:
     return "scram" if edition == "oss" else "cert"
 
 
+#: pg_hba.conf address keywords.
+HBA_ADDRESS_WORDS = ("all", "samehost", "samenet")
+_HOSTNAME = re.compile(r"\.?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*")
+
+
+def hba_address(value: str) -> str:
+    """The address column as PostgreSQL reads it: a keyword, CIDR, bare IP (gets its /32 or /128), or host name."""
+    _no_controls(value, "--address")
+    if value in HBA_ADDRESS_WORDS:
+        return value
+    if "[" in value or "]" in value:
+        raise InputError(f"--address {value!r}: pg_hba.conf takes an IPv6 address without brackets, "
+                         f"e.g. {value.strip('[]')}/128")
+    if "/" in value:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise InputError(f"--address {value!r} is not a valid CIDR range (PostgreSQL rejects it); "
+                             "use e.g. 10.0.0.0/8 or 2001:db8::/32") from None
+        return value
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise InputError(f"--address {value!r} is neither all, samehost, samenet, a CIDR range nor a "
+                             "host name") from None
+        return value
+    return f"{ip}/{ip.max_prefixlen}"
+
+
 def hba_warnings(auth: str, edition: str) -> list[str]:
     """What the operator must hear about a method/edition pair (the CLI prints these on stderr too)."""
     if auth == "scram" and edition == "enterprise":
@@ -188,7 +225,7 @@ def render_hba(
         raise InputError(f"--auth {auth} needs a client certificate, which open-source Kong cannot send; use --auth scram")
     db_user = user or m.db_user
     mapped = needs_map(m, db_user, replication)
-    cols = f"{hba_token(database, '--database')} {hba_name(db_user, '--user')} {hba_token(address, '--address')}"
+    cols = f"{hba_token(database, '--database')} {hba_name(db_user, '--user')} {hba_address(address)}"
     lines = _header(m, "pg_hba.conf lines for Kong",
                     "append to pg_hba.conf (first match wins: put them above broader lines), then reload")
     if auth == "cert":
@@ -340,12 +377,44 @@ def render_kong(m: Manifest, files: Files, **opts: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_kong_connection(m: Manifest, *, server: str = "server", host: str | None = None, port: int = 5432,
+                           user: str | None = None, database: str | None = None, via: str | None = None) -> str:
+    """kong.conf pg_host/pg_port/pg_user/pg_database, so the snippet is a whole database section; the host
+    comes from the server certificate, as for libpq (pg_ro_host: render kong --ro-server; through a pooler,
+    --via has set pg_host and pg_port already)."""
+    if not 0 < port < 65536:
+        raise InputError(f"--port {port} is not a TCP port (1-65535)")
+    values = [] if via else [("pg_host", kong_value(server_host(m, server, host), "--host")), ("pg_port", str(port))]
+    values += [
+        ("pg_user", kong_value(user or m.db_user, "--user")),
+        ("pg_database", kong_value(database or KONG_DEFAULT_DATABASE, "--database")),
+    ]
+    lines = ["# the database Kong connects to"]
+    return "\n".join(lines + [f"{k} = {v}" for k, v in values]) + "\n"
+
+
 def render_kong_env(m: Manifest, files: Files, **opts: Any) -> str:
     """The same settings as KONG_* environment variables (Docker, Kubernetes)."""
     comments, values = kong_settings(m, files, **opts)
     lines = _header(m, "Kong environment for PostgreSQL TLS", "use as a Docker --env-file or a Kubernetes env list")
     lines += comments + [f"KONG_{k.upper()}={v}" for k, v in values]
     return "\n".join(lines) + "\n"
+
+
+def server_host(m: Manifest, server: str, host: str | None = None) -> str:
+    """The host a client names for `server`: its first SAN by default; any other must be in its
+    certificate, since libpq verify-full refuses a name the certificate does not carry."""
+    entry = m.certificates.get(server)
+    if entry is None or entry.role != "server":
+        raise InputError(f"{server!r} is not a server certificate in this PKI; pass --server NAME "
+                         "(pgkongtls status lists them)")
+    names = entry.sans or (entry.cn,)
+    if host is None:
+        return names[0]
+    if not host_in_names(names, host):
+        raise InputError(f"--host {host!r} is not in the certificate of {server!r} ({', '.join(names)}): libpq "
+                         f"verify-full would refuse it; use one of those, or issue server --name NAME --db-host {host}")
+    return host
 
 
 def client_entry(m: Manifest, name: str) -> CertEntry:
@@ -370,7 +439,7 @@ def render_libpq(m: Manifest, files: Files, *, host: str | None = None, user: st
     trust = _path(files.kong_dir, trust_file_for_clients(m), "--kong-dir")
     client = client_entry(m, files.client)
     parts = {
-        "host": host or m.hosts[0], "user": user or m.db_user, "sslmode": "verify-full", "sslrootcert": trust,
+        "host": server_host(m, files.server, host), "user": user or m.db_user, "sslmode": "verify-full", "sslrootcert": trust,
         "sslcert": _path(files.kong_dir, client.file, "--kong-dir"),
         "sslkey": _path(files.kong_dir, client.key_file, "--kong-dir"),
     }
@@ -402,19 +471,22 @@ ALL_FILES = {
 def render_all(
     m: Manifest, files: Files, *, edition: str = "enterprise", auth: str | None = None, min_tls: str | None = None,
     pg_ssl_version: str | None = None, system: bool = True, tls_profile: str = DEFAULT_TLS_PROFILE,
-    os_user: str = KONG_DEFAULT_OS_USER,
+    os_user: str = KONG_DEFAULT_OS_USER, database: str = "all", user: str | None = None, address: str = "all",
+    reject_plaintext: bool = True, host: str | None = None,
 ) -> dict[str, str]:
-    """Every snippet by file name; pg_ident only when a map is needed. One TLS policy for both ends."""
+    """Every snippet by file name, each with every option its single target takes; pg_ident only when a map
+    is needed. One TLS policy for both ends."""
     auth = auth or default_auth(edition)
     kong: dict[str, Any] = {"edition": edition, "pg_ssl_version": pg_ssl_version, "system": system,
                             "min_tls": min_tls, "tls_profile": tls_profile, "os_user": os_user}
     out = {
         ALL_FILES["postgres"]: render_postgres(m, files, min_tls=min_tls, tls_profile=tls_profile),
-        ALL_FILES["hba"]: render_hba(m, auth=auth, edition=edition),
+        ALL_FILES["hba"]: render_hba(m, auth=auth, edition=edition, database=database, user=user, address=address,
+                                     reject_plaintext=reject_plaintext),
         ALL_FILES["kong"]: render_kong(m, files, **kong),
         ALL_FILES["kong-env"]: render_kong_env(m, files, **kong),
-        ALL_FILES["libpq"]: render_libpq(m, files),
+        ALL_FILES["libpq"]: render_libpq(m, files, host=host, user=user),
     }
-    if needs_map(m, m.db_user):
-        out[ALL_FILES["ident"]] = render_ident(m)
+    if needs_map(m, user or m.db_user):
+        out[ALL_FILES["ident"]] = render_ident(m, user=user)
     return dict(sorted(out.items()))

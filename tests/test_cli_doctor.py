@@ -9,6 +9,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,27 +129,36 @@ def _render_all_args(pki: Path, out: Path) -> list[str]:
             "--kong-os-user", pwd.getpwuid(os.getuid()).pw_name]  # Kong's own key access: tests/test_verify_kong_policy.py
 
 
-def test_verify_of_render_all_postgresql_conf_finds_only_the_server_key_postgres_cannot_read(
+def test_verify_of_render_all_postgresql_conf_pointing_at_the_pki_finds_what_postgres_cannot_read(
     pki: Path, tmp_path: Path,
 ) -> None:
-    """With postgresql.conf, verify checks the server key as PostgreSQL will open it: init (run as root
-    here) leaves it root:root 0600, which the postgres account cannot read. That is a real finding, the only
-    one, and its fix satisfies PostgreSQL's rule (checked on postgresql.conf alone afterwards)."""
+    """render postgres --pg-dir <the PKI> (no longer the default): the PKI directory is 0700 and init (run as
+    root here) leaves the key root:root 0600, so PostgreSQL can neither enter the directory nor read the key.
+    Both are findings, the only errors, and their fixes satisfy PostgreSQL (checked afterwards)."""
     pg_gid = _as_root_with_postgres()
-    out = tmp_path / "conf"
-    r = run(*_render_all_args(pki, out))
-    assert r.exit_code == 1
-    key = pki / "server.key"
-    found = json.loads(r.stdout)
-    assert [(f["id"], f["severity"], f["file"], f["fix"]) for f in found if f["severity"] == "error"] == [
-        ("key-mode", "error", str(key), f"chown root:postgres {key} && chmod 0640 {key}")]
-    assert [f["id"] for f in found if f["severity"] == "warning"] == ["kong-trust-system"]  # Kong's default kept
-
-    os.chown(key, 0, pg_gid)  # the fix, as it says
-    os.chmod(key, 0o640)
-    r = run("verify", "--postgresql-conf", str(out / "postgresql.conf.snippet"), "--json")
-    assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout) == []
+    base = Path(tempfile.mkdtemp(prefix="pgkongtls-doctor-"))
+    try:
+        os.chmod(base, 0o755)  # pytest's own tmp is 0700: the first directory postgres cannot enter is the PKI's
+        shutil.copytree(pki, base / "pki")
+        pki, out = base / "pki", tmp_path / "conf"
+        assert run("render", "all", "--dir", str(pki), "--pg-dir", str(pki), "--write", str(out)).exit_code == 0
+        r = run("verify", str(pki), "--kong-conf", str(out / "kong.conf.snippet"), "--pg-hba",
+                str(out / "pg_hba.conf.snippet"), "--postgresql-conf", str(out / "postgresql.conf.snippet"), "--json",
+                "--kong-os-user", pwd.getpwuid(os.getuid()).pw_name)
+        assert r.exit_code == 1
+        key = pki / "server.key"
+        found = json.loads(r.stdout)
+        assert sorted((f["id"], f["file"], f["fix"]) for f in found if f["severity"] == "error") == [
+            ("key-mode", str(key), f"chown root:postgres {key} && chmod 0640 {key}"),
+            ("key-unreachable", str(key), f"chmod o+x {pki}, or install the files with pgkongtls bundle + install")]
+        os.chown(key, 0, pg_gid)  # the fixes, as they say
+        os.chmod(key, 0o640)
+        os.chmod(pki, 0o701)
+        r = run("verify", "--postgresql-conf", str(out / "postgresql.conf.snippet"), "--json")
+        assert r.exit_code == 0, r.stderr
+        assert json.loads(r.stdout) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.xfail(strict=True, reason="verify's PKI-directory rule (keys 0600) reports the 0640 its PostgreSQL "

@@ -78,7 +78,8 @@ def test_issue_three_node_clients_then_render_a_regex_map(pki: Path) -> None:
     r = ok("issue", "client", "--name", "kong-node-1", "--name", "kong-node-2", "--name", "kong-node-3", "--cn", "{name}")
     assert r.stdout == ""
     assert "issued in pki" in r.stderr and "kong-node-3" in r.stderr
-    assert "next: the CNs differ from the db user: pgkongtls render ident --dir pki" in r.stderr
+    assert ("next: pgkongtls bundle postgres --dir pki --out pki-db-bundle --force; then, on the database host, "
+            "the pgkongtls install command it prints\n") in r.stderr
     ident = ok("render", "ident").stdout
     assert "pgkongtls /^kong-node-[0-9]+$ kong\n" in ident
     assert "hostssl all kong all cert map=pgkongtls\n" in ok("render", "hba").stdout
@@ -96,8 +97,9 @@ def test_issue_a_fleet_summarises_instead_of_listing(pki: Path) -> None:
 def test_issue_server_for_a_replica(pki: Path) -> None:
     r = ok("issue", "server", "--name", "replica-1", "--db-host", "replica1.internal", "--db-host", "10.0.0.6")
     assert "SAN: replica1.internal, 10.0.0.6" in r.stderr
-    assert "next: pgkongtls render postgres --dir pki --server replica-1" in r.stderr
-    assert "ssl_cert_file = '" + str(pki.resolve() / "replica-1.crt") + "'" in ok(
+    assert ("next: pgkongtls bundle postgres --dir pki --server replica-1 --out pki-replica-1-bundle --force; "
+            "then, on that server, the pgkongtls install command it prints\n") in r.stderr
+    assert "ssl_cert_file = '/etc/postgresql/pgkongtls/replica-1.crt'" in ok(  # never the PKI directory
         "render", "postgres", "--server", "replica-1").stdout
 
 
@@ -164,7 +166,8 @@ def test_renew_server_keeps_the_rendered_config(pki: Path) -> None:
     before = ok("render", "postgres").stdout, ok("render", "kong").stdout
     old = manifest(pki)["certificates"]["server"]["serial"]
     r = ok("renew", "server")
-    assert "renewed in pki" in r.stderr and "SELECT pg_reload_conf();" in r.stderr
+    assert "renewed in pki" in r.stderr
+    assert "next: pgkongtls bundle postgres --dir pki --out pki-db-bundle --force; then, on the database host" in r.stderr
     assert manifest(pki)["certificates"]["server"]["serial"] != old
     assert (pki / f"server.crt.{old}.bak").exists() and (pki / f"server.key.{old}.bak").exists()
     assert (ok("render", "postgres").stdout, ok("render", "kong").stdout) == before
@@ -180,7 +183,7 @@ def test_renew_expiring_within_with_nothing_due(pki: Path, tmp_path: Path) -> No
 def test_renew_expiring_within_renews_what_is_due(tmp_path: Path) -> None:
     ops.init(tmp_path / "old", InitOptions(), now=ago(days=350, hours=-1))
     r = ok("renew", "--dir", "old", "--expiring-within", "30d")
-    assert "client" in r.stderr and "server" in r.stderr and "restart Kong" in r.stderr
+    assert "client" in r.stderr and "server" in r.stderr and "(it ends with kong restart)" in r.stderr
     assert run("status", "--dir", "old").exit_code == 0
 
 
@@ -206,7 +209,7 @@ def test_revoke_writes_crl_and_render_postgres_picks_it_up(pki: Path) -> None:
     data = manifest(pki)
     assert data["certificates"]["kong-node-2"]["revocation_reason"] == "keyCompromise"
     assert data["crl_file"] == "crl.pem"
-    assert f"ssl_crl_file = '{pki.resolve() / 'crl.pem'}'\n" in ok("render", "postgres").stdout
+    assert "ssl_crl_file = '/etc/postgresql/pgkongtls/crl.pem'\n" in ok("render", "postgres").stdout
     assert (pki / "crl.pem").read_bytes().count(b"-----BEGIN X509 CRL-----") == 2
 
 

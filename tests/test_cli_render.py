@@ -29,10 +29,11 @@ def test_render_kong_stdout_is_the_snippet_alone(pki: Path) -> None:
     assert r.stdout == render.render_kong(m, render.Files(pg_dir=str(pki), kong_dir="/etc/kong/ssl"))
 
 
-def test_render_defaults_paths_to_the_absolute_pki_dir(pki: Path) -> None:
+def test_render_postgres_never_defaults_to_the_pki_dir(pki: Path) -> None:
+    """The PKI directory is 0700 root with the CA keys: PostgreSQL cannot, and must not, read it."""
     r = run("render", "postgres", "--dir", "pki")
     assert r.exit_code == 0
-    assert f"ssl_cert_file = '{pki}/server.crt'\n" in r.stdout
+    assert "ssl_cert_file = '/etc/postgresql/pgkongtls/server.crt'\n" in r.stdout and str(pki) not in r.stdout
 
 
 def test_render_hba_oss_defaults_to_scram(pki: Path) -> None:

@@ -20,6 +20,7 @@ from pgkongtls.consumers import (
     PG_KEY_MODE_ERROR,
     PG_KEY_MODE_OWNER,
     PG_KEY_MODE_ROOT,
+    can_traverse,
     hba_asks_cert,
     hba_checks_cert,
     hba_covers,
@@ -71,6 +72,32 @@ def check_pg_key_mode(key: KeyFile, account: Account | None, os_user: str) -> li
                         f'{key.path} has mode {mode:04o}: PostgreSQL stops with "{PG_KEY_MODE_ERROR}"',
                         f"chmod {PG_KEY_MODE_OWNER:04o} {key.path}")]
     return []
+
+
+def check_pg_key_reach(key: KeyFile, account: Account | None, os_user: str) -> list[Finding]:
+    """The mode is not enough: PostgreSQL opens the key by path, so it needs x on every directory above it."""
+    if account is None:
+        return []
+    for path, mode, uid, gid in key.dirs:
+        if not can_traverse(mode, uid, gid, who_uid=account.uid, who_gids=account.gids):
+            return [Finding("key-unreachable", ERROR, key.path,
+                            f"{os_user} cannot enter {path} (mode {mode:04o}), so PostgreSQL cannot open {key.path}: "
+                            "'could not load private key file … Permission denied'",
+                            f"chmod o+x {path}, or install the files with pgkongtls bundle + install")]
+    return []
+
+
+def _pg_revocations(v: VerifyInput, pg: PgInput) -> list[Finding]:
+    """Revoked in the manifest but no CRL in postgresql.conf: PostgreSQL still accepts those clients."""
+    m = v.pki.manifest if v.pki is not None else None
+    revoked = sorted(e.name for e in m.certificates.values() if e.revoked and e.role == "client") if m else []
+    if not revoked or pg.crl is not None or pg.crl_dir is not None:
+        return []
+    return [Finding("pg-no-crl", ERROR, pg.path,
+                    f"{', '.join(revoked)} {'is' if len(revoked) == 1 else 'are'} revoked in the PKI but "
+                    "postgresql.conf sets neither ssl_crl_file nor ssl_crl_dir: PostgreSQL still accepts "
+                    f"{'it' if len(revoked) == 1 else 'them'}",
+                    "pgkongtls bundle postgres, then pgkongtls install --reload (it sets ssl_crl_file)")]
 
 
 def _pg_files(pg: PgInput) -> list[Finding]:
@@ -125,9 +152,10 @@ def check_pg(v: VerifyInput, pg: PgInput, *, now: dt.datetime, warn_days: int, s
         if isinstance(pg.cert, CertFile):
             out += check_key_pair(pg.cert, pg.key, "server")
         out += check_pg_key_mode(pg.key, v.pg_account, v.pg_os_user)
+        out += check_pg_key_reach(pg.key, v.pg_account, v.pg_os_user)
         if pg.key.encrypted and "ssl_passphrase_command" not in pg.settings:
             out += check_encrypted(pg.key, "server")
-    return out + _pg_client_ca(pg, clients, now)
+    return out + _pg_client_ca(pg, clients, now) + _pg_revocations(v, pg)
 
 
 # --------------------------------------------------------------------------- pg_hba.conf and pg_ident.conf
@@ -152,10 +180,13 @@ def _deciding_line(lines: Sequence[HbaLine], path: str, *, user: str, database: 
                 and hba_covers(line.users, user, kind="user")):
             continue
         if line.address not in PG_HBA_ANY_ADDRESS and not hba_checks_cert(line):
-            out.append(Finding("hba-shadowed", WARNING, path,
+            # an error: Kong connecting from there (initdb's 127.0.0.1/32 line: Kong on the database host)
+            # gets this line's method, e.g. "fe_sendauth: no password supplied"
+            out.append(Finding("hba-shadowed", ERROR, path,
                                f"line {line.line} ({_line_text(line)}) comes first for connections from "
-                               f"{line.address} and does not check Kong's certificate",
-                               "move the hostssl line for Kong above it, or narrow this line"))
+                               f"{line.address} and does not check Kong's certificate: Kong connecting from there "
+                               "gets its method instead", "move the hostssl line for Kong above it (pgkongtls install "
+                               "puts it at the top), or narrow this line"))
             continue
         return out, line
     return out, None

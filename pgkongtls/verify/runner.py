@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from pgkongtls import DEFAULT_WARN_DAYS
 from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_USER
 from pgkongtls.inputs import CertFile, VerifyInput
 from pgkongtls.verify.chain import name_of
-from pgkongtls.verify.findings import Finding, Seen, settle
+from pgkongtls.verify.findings import ERROR, Finding, Seen, settle
 from pgkongtls.verify.kong import check_kong, check_kong_policy
 from pgkongtls.verify.pkidir import check_pki, check_pki_crl, pki_pool
 from pgkongtls.verify.postgres import check_hba, check_pg, server_sent
@@ -47,6 +48,16 @@ def _hba(v: VerifyInput, *, edition: str, clients: list[CertFile]) -> list[Findi
                      kong_sends_cert=(v.kong.cert is not None) if v.kong is not None else None)
 
 
+def _client_has_cn(clients: list[CertFile]) -> list[Finding]:
+    """cert (and clientcert=verify-full) match the CN against the role: a certificate without one (mkcert's)
+    can never log in, whatever pg_hba.conf says, so this needs no --pg-hba."""
+    return [Finding("client-no-cn", ERROR, c.path,
+                    f"{c.path} has no CN: PostgreSQL's cert authentication matches the CN against the role, so it "
+                    "is refused ('certificate authentication failed')",
+                    "issue one with a CN: pgkongtls issue client --name NAME --cn <db user>")
+            for c in clients if not c.certs[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
 def run_checks(v: VerifyInput, *, now: dt.datetime, warn_days: int = DEFAULT_WARN_DAYS,
                edition: str = "enterprise") -> list[Finding]:
     """Every check that the inputs allow, errors first, duplicates removed."""
@@ -65,4 +76,6 @@ def run_checks(v: VerifyInput, *, now: dt.datetime, warn_days: int = DEFAULT_WAR
         out += check_kong_policy(v, v.kong, edition=edition)
     if v.hba is not None:
         out += _hba(v, edition=edition, clients=clients)
+    else:
+        out += _client_has_cn(clients)
     return settle(out)

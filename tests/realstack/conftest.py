@@ -17,7 +17,10 @@ Stable API for every real-stack test (details in each class's docstring):
                     .sql(q, params)  .ensure_role(name, password)  .start() .stop() .restart()
                     .log_mark() .log_since(mark) .wait_log(mark, regex) .postmaster_log(mark)
                   Broke it on purpose? Call .apply(...) again (it rewrites every file), or use new_cluster.
-  new_cluster     (function) factory -> a started Cluster of your own (role kong); destroyed afterwards.
+  new_cluster     (function) factory(deployed=False) -> a started Cluster of your own (role kong); destroyed afterwards.
+  deployed        (session) a Cluster(deployed=True): initdb's pg_hba.conf (broad scram lines kept), ssl dir owned
+                    by postgres; .apply(pki, auth=, edition=, min_tls=, server=) = .deploy(...): `bundle postgres`
+                    + `install --reload` through the CLI. Also .bundle(pki, *args) -> dir, .install(dir, *args).
   kong            (session) KongEquivalent: Kong's two connection paths; the `kong` OS user is created first.
                     .deploy(pki, *render_args) -> Deployed (.conf .dir .client_cert .client_key .key_owner .key_mode)
                         copies the PKI's Kong-side files to the "Kong host", client keys owned/moded as the
@@ -80,8 +83,8 @@ def pkis(realstack_base: Path) -> PkiFactory:
     return PkiFactory(d)
 
 
-def _started(base: Path, name: str) -> Cluster:
-    c = Cluster(base, name=name)
+def _started(base: Path, name: str, *, deployed: bool = False) -> Cluster:
+    c = Cluster(base, name=name, deployed=deployed)
     try:
         c.start()
         c.ensure_role("kong")
@@ -101,12 +104,22 @@ def cluster(realstack_base: Path) -> Iterator[Cluster]:
         c.stop()
 
 
+@pytest.fixture(scope="session")
+def deployed(realstack_base: Path) -> Iterator[Cluster]:
+    """A cluster with initdb's own pg_hba.conf whose `apply` is `bundle postgres` + `install --reload`."""
+    c = _started(realstack_base, "pg-deployed", deployed=True)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
 @pytest.fixture
 def new_cluster(realstack_base: Path) -> Iterator[Callable[[], Cluster]]:
     made: list[Cluster] = []
 
-    def make() -> Cluster:
-        c = _started(realstack_base, f"pg-own-{next(_OWN)}")
+    def make(*, deployed: bool = False) -> Cluster:
+        c = _started(realstack_base, f"pg-own-{next(_OWN)}", deployed=deployed)
         made.append(c)
         return c
 

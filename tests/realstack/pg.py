@@ -17,12 +17,14 @@ Layout under the cluster's directory (owned by postgres, mode 0700):
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +43,26 @@ SETUP_HBA_LINE = "local all postgres trust"
 #: Set for every role the fixtures create, so `--auth scram` has something to check.
 DEFAULT_PASSWORD = "kong-test-password"
 
+#: initdb's own pg_hba.conf for a deployed cluster: the broad host lines stay, as on a real server.
+INITDB_AUTH = ("--auth-local=trust", "--auth-host=scram-sha-256")
+_BUNDLES = itertools.count()
+
 #: Postmaster log lines that mean a reload (or a start) did not take the files we wrote.
 _RELOAD_FAILURES = re.compile(
     r"(was not reloaded|contains errors|could not load|FATAL:|invalid value for parameter"
     r"|unrecognized configuration parameter)"
 )
+
+
+def cli_stderr(*args: str, cwd: Path | None = None) -> str:
+    """`python -m pgkongtls ARGS` for commands that talk to people: their stderr, or CliError."""
+    from .pkis import CliError
+
+    res = subprocess.run([sys.executable, "-m", "pgkongtls", *args], capture_output=True, text=True, timeout=120,
+                         cwd=cwd)
+    if res.returncode != 0:
+        raise CliError(f"pgkongtls {' '.join(args)} exited {res.returncode}: {res.stderr.strip()}")
+    return res.stderr
 
 
 class ClusterError(RuntimeError):
@@ -109,9 +126,15 @@ class Applied:
 
 
 class Cluster:
-    """One PostgreSQL 15 cluster on 127.0.0.1:`port`; `stop()` is safe to call at any time."""
+    """One PostgreSQL 15 cluster on 127.0.0.1:`port`; `stop()` is safe to call at any time.
 
-    def __init__(self, base: Path, *, name: str = "pg") -> None:
+    With `deployed=True` the cluster keeps the pg_hba.conf and pg_ident.conf initdb wrote
+    (`host all all 127.0.0.1/32 scram-sha-256` included), its ssl directory `ssl-deployed/`
+    belongs to postgres, and `apply`/`deploy` go through `pgkongtls bundle postgres` +
+    `pgkongtls install --reload`: the harness copies no certificate and writes no TLS setting.
+    """
+
+    def __init__(self, base: Path, *, name: str = "pg", deployed: bool = False) -> None:
         self.dir = mkdir_owned(base / name)
         self.data_dir = self.dir / "data"
         self.socket_dir = mkdir_owned(self.dir / "sock")
@@ -120,11 +143,20 @@ class Cluster:
         self.port = free_port()
         self.applied: Applied | None = None
         self._running = False
-        as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data_dir), "--auth=trust", "--no-sync",
+        self.deployed = deployed
+        auth = INITDB_AUTH if deployed else ("--auth=trust",)
+        as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data_dir), *auth, "--no-sync",
                     "-U", PG_USER, "--encoding=UTF8", "--locale=C")
         write_owned(self.log_file, b"", 0o600)
         self._base_conf = (self.data_dir / "postgresql.conf").read_text()
-        self.write_config(postgres_conf="", hba="", ident="")
+        self.initdb_hba = (self.data_dir / "pg_hba.conf").read_text()
+        self.initdb_ident = (self.data_dir / "pg_ident.conf").read_text()
+        self.deploy_ssl_dir = mkdir_owned(self.dir / "ssl-deployed") if deployed else None
+        self._hand_written = False
+        if deployed:
+            self._write_main_conf()
+        else:
+            self.write_config(postgres_conf="", hba="", ident="")
 
     # ---- configuration files -------------------------------------------------
     def _main_conf(self) -> str:
@@ -139,8 +171,8 @@ class Cluster:
             "max_connections = 30",
             "shared_buffers = 16MB",
             "log_connections = on",
-            "# --- exactly the output of `pgkongtls render postgres`",
-            "include 'pgkongtls.conf'",
+            *([] if self.deployed and not self._hand_written else [
+                "# --- exactly the output of `pgkongtls render postgres`", "include 'pgkongtls.conf'"]),
             "",
         ])
 
@@ -154,6 +186,7 @@ class Cluster:
         source document's own files, or a line PostgreSQL is expected to refuse).
         """
         self.applied = None
+        self._hand_written = True
         self._write_main_conf()
         write_owned(self.data_dir / "pgkongtls.conf", postgres_conf.encode(), 0o600)
         hba_text = f"# realstack fixture: superuser set-up over the unix socket\n{SETUP_HBA_LINE}\n{hba}"
@@ -188,6 +221,11 @@ class Cluster:
         line, and pg_ident.conf is exactly `render ident [--user USER]`. A no-op when that exact
         set-up is already live.
         """
+        if self.deployed:
+            if hba_args or postgres_args or user not in (None, pki.manifest.db_user):
+                raise ValueError("a deployed cluster takes what `bundle postgres` renders: "
+                                 "no hba_args, no postgres_args, no other user")
+            return self.deploy(pki, auth=auth, edition=edition, min_tls=min_tls, server=server)
         key = (str(pki.dir), pki.state, auth, edition, min_tls, user, hba_args, server, postgres_args)
         if self.applied is not None and self.applied.key == key and self._running:
             return self.applied
@@ -201,6 +239,58 @@ class Cluster:
         ident = pki.render("ident", *user_args)
         self.configure(postgres_conf=conf, hba=hba, ident=ident)
         self.applied = Applied(key=key, pg_dir=pg_dir, postgres_conf=conf, hba=hba, ident=ident)
+        return self.applied
+
+    def _back_to_initdb(self) -> None:
+        """After hand-written files (configure/write_config): initdb's own files again, which
+        `install` then edits; the harness file pgkongtls.conf goes, since install owns that name."""
+        self._hand_written = False
+        self._write_main_conf()
+        write_owned(self.data_dir / "pg_hba.conf", self.initdb_hba.encode(), 0o600)
+        write_owned(self.data_dir / "pg_ident.conf", self.initdb_ident.encode(), 0o600)
+        (self.data_dir / "pgkongtls.conf").unlink(missing_ok=True)
+
+    def bundle(self, pki: Pki, *args: str) -> Path:
+        """`pgkongtls bundle postgres --dir PKI --out <new dir> --ssl-dir <this cluster's> ARGS`.
+
+        It records that ssl dir and the data directory as the PKI's postgres deploy paths (what
+        `render postgres` and the hints then use); every harness render passes --pg-dir, so a shared
+        PKI renders as before."""
+        from .pkis import cli
+
+        assert self.deploy_ssl_dir is not None, "bundle/install need Cluster(deployed=True)"
+        out = self.dir.parent / f"bundle-{self.dir.name}-{next(_BUNDLES)}"
+        cli("bundle", "postgres", "--dir", str(pki.dir), "--out", str(out), "--ssl-dir", str(self.deploy_ssl_dir),
+            "--pg-conf-dir", str(self.data_dir), *args)
+        return out
+
+    def install(self, bundle: Path, *args: str) -> str:
+        """`pgkongtls install BUNDLE --pg-conf-dir <data dir> --pg-log <server.log> [--reload] ARGS`;
+        reloads when the server runs, else starts it. Returns install's stderr."""
+        reload = ["--reload"] if self._running else []
+        res = cli_stderr("install", str(bundle), "--pg-conf-dir", str(self.data_dir), "--pg-log", str(self.log_file),
+                      *reload, *args)
+        self.applied = None
+        if not self._running:
+            self.start()
+        return res
+
+    def deploy(self, pki: Pki, *, auth: str = "cert", edition: str = "enterprise", min_tls: str = "TLSv1.2",
+               server: str = "server") -> Applied:
+        """bundle + install --reload through the real CLI; a no-op when that exact set-up is live."""
+        key = ("deployed", str(pki.dir), pki.state, auth, edition, min_tls, server)
+        if self.applied is not None and self.applied.key == key and self._running:
+            return self.applied
+        if self._hand_written:
+            self._back_to_initdb()
+        out = self.bundle(pki, "--auth", auth, "--edition", edition, "--min-tls", min_tls, "--server", server)
+        self.install(out)
+        self._check_file_errors()
+        assert self.deploy_ssl_dir is not None
+        self.applied = Applied(key=key, pg_dir=self.deploy_ssl_dir,
+                               postgres_conf=(out / "pgkongtls.conf").read_text(),
+                               hba=(out / "pg_hba.conf.snippet").read_text(),
+                               ident=(out / "pg_ident.conf.snippet").read_text())
         return self.applied
 
     # ---- process control -----------------------------------------------------

@@ -9,7 +9,8 @@ families {ecdsa-p256, rsa-2048}; on each:
     certificate) under `render hba --edition oss`
   - asyncpg on Python >= 3.13 with the strict default ssl context, by DNS name and by IP
   - openssl s_client -starttls postgres -verify_return_error -verify_depth <rendered depth>
-The server-side config is only ever the rendered snippets (see realstack.pg.Cluster.apply).
+The server-side files come only from `pgkongtls bundle postgres` + `pgkongtls install --reload`
+(realstack.pg.Cluster.deploy), onto initdb's own pg_hba.conf.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ VIA = {"dns": {"host": DB_NAME, "hostaddr": DB_IP}, "ip": {"host": DB_IP}}
 def pki(request: pytest.FixtureRequest, pkis: PkiFactory) -> Pki:
     shape, key_type = request.param
     return pkis.get(shape, key_type)
+
+
+@pytest.fixture
+def cluster(deployed: Cluster) -> Cluster:
+    """The positive matrix deploys with `bundle postgres` + `install --reload` onto initdb's pg_hba.conf."""
+    return deployed
 
 
 def expected_dn(pki: Pki) -> str:
