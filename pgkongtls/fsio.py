@@ -478,7 +478,7 @@ def write_bundle(out: Path, files: dict[str, bytes], private: frozenset[str], *,
     out = Path(os.path.abspath(out))
     if out.exists() and replace is None:
         raise StateError(f"{out} exists; pass --force to replace a bundle there, or choose another --out")
-    with transaction(out) as tx:
+    with transaction(out, create=True) as tx:
         gone = (replace or frozenset()) - set(files)
         tx.commit(files, private=private, overwrite=True, remove=frozenset(gone))
 
