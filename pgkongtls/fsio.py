@@ -397,21 +397,41 @@ def reader(directory: Path) -> Callable[[str], bytes | None]:
     return read
 
 
+def _make_dirs(directory: Path) -> None:
+    """mkdir -p with 0755 whatever the umask allows more of (a umask only takes bits away)."""
+    missing = []
+    p = directory
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        os.mkdir(d, 0o755)
+
+
 def write_outputs(directory: Path, files: dict[str, str], *, overwrite: bool) -> None:
-    """Write rendered snippets (not secrets) into a plain output directory."""
+    """Write rendered snippets (not secrets): every one staged as a temp file first, then renamed in,
+    so a full disk leaves no temp file and no half of the set."""
     directory = Path(directory)
+    temps: list[Path] = []
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        _make_dirs(directory)
         if not overwrite:
             clash = sorted(n for n in files if (directory / n).exists())
             if clash:
                 raise StateError(f"{directory / clash[0]} exists; pass --force to replace it")
         for name, text in files.items():
             tmp = directory / f".{name}.{os.getpid()}.tmp"
+            temps.append(tmp)
             _write_new(tmp, text.encode(), 0o644)
+        for tmp, name in zip(temps, files, strict=True):
             os.replace(tmp, directory / name)
+        temps = []
     except OSError as exc:
         raise _os_error(exc, directory) from None
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 

@@ -134,3 +134,36 @@ def test_a_lock_on_the_parent_no_longer_blocks(tmp_path: Path) -> None:
         assert run("issue", "client", "--dir", str(d), "--name", "n1", "--wait", "0")[0] == 0
     finally:
         os.close(fd)
+
+
+def test_render_write_on_a_full_disk_leaves_no_temp_file_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgkongtls import fsio
+
+    d, out = tmp_path / "pki", tmp_path / "out"
+    assert run("init", "--out", str(d))[0] == 0
+    out.mkdir()
+    real = fsio._write_all
+    calls = []
+
+    def full(fd: int, data: bytes) -> None:
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(fsio, "_write_all", full)
+    code, err = run("render", "all", "--dir", str(d), "--write", str(out))
+    assert code == 1 and err.startswith("Error: ") and "No space left on device" in err
+    assert os.listdir(out) == []
+
+
+def test_render_write_creates_its_directories_0755_whatever_the_umask(tmp_path: Path) -> None:
+    d = tmp_path / "pki"
+    assert run("init", "--out", str(d))[0] == 0
+    old = os.umask(0)
+    try:
+        assert run("render", "all", "--dir", str(d), "--write", str(tmp_path / "a" / "b"))[0] == 0
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE((tmp_path / p).stat().st_mode) for p in ("a", "a/b")} == {0o755}
