@@ -36,13 +36,11 @@ def sslyze_exe() -> str:
     return exe
 
 
-def sslyze_grade(port: int, profile: str, *, ca_file: Path, client: tuple[Path, Path] | None = None) -> Grade:
+def sslyze_grade(port: int, profile: str, *, ca_file: Path) -> Grade:
     """Grade 127.0.0.1:`port` against Mozilla's `profile` ("intermediate" or "modern"), with the PKI's
     own CA (`ca_file`) added to sslyze's trust stores: the profile also checks the certificate path."""
     cmd = [sslyze_exe(), "--slow_connection", "--starttls", "postgres", "--certinfo_ca_file", str(ca_file),
            "--mozilla_config", profile, f"{HOST}:{port}"]
-    if client is not None:  # the ROBOT scan (static-RSA suites offered) needs a handshake that completes
-        cmd[1:1] = ["--cert", str(client[0]), "--key", str(client[1])]
     # --slow_connection: one handshake at a time. With its default concurrency, one of sslyze's many
     # handshakes sometimes errored on this loaded 2-core machine (no verdict in 3 runs, RSA legacy profile).
     for _ in range(3):
