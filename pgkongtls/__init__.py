@@ -12,3 +12,14 @@ KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 #: Here, like KEY_TYPES, so `--help` shows the defaults without importing cryptography.
 DEFAULT_CRL_DAYS = 90
 DEFAULT_WARN_DAYS = 30
+
+#: Lifetimes in days (the source document's): root 10 years, intermediate 5, leaves 1. A leaf
+#: never outlives its issuer by default. Here so `--help` shows them without importing cryptography.
+DEFAULT_DAYS_ROOT = 3650
+DEFAULT_DAYS_INTERMEDIATE = 1825
+DEFAULT_DAYS_LEAF = 365
+#: The longest lifetime any --days option accepts (100 years), and a CRL's (10 years).
+MAX_DAYS = 36500
+MAX_CRL_DAYS = 3650
+#: How long a writing command waits for another pgkongtls run on the same PKI (`--wait`).
+DEFAULT_LOCK_WAIT = 10.0

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification as v
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pgkongtls import KEY_TYPES
+from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, KEY_TYPES, MAX_DAYS
 from pgkongtls.errors import InputError, PgkError, deferred_interrupt
 from pgkongtls.keywrap import encrypted_pkcs8_pem
 from pgkongtls.manifest import host_text
@@ -155,8 +155,8 @@ def _check_cn(cn: str) -> str:
 def _check_days(days: int, what: str) -> int:
     if days < 1:
         raise InputError(f"{what} must be at least 1 day, got {days}")
-    if days > 36500:
-        raise InputError(f"{what} must be at most 36500 days, got {days}")
+    if days > MAX_DAYS:
+        raise InputError(f"{what} must be at most {MAX_DAYS} days, got {days}")
     return days
 
 
@@ -264,7 +264,7 @@ def parse_host(value: str) -> x509.GeneralName:
 
 
 def make_root(
-    *, cn: str, key: PrivateKey, days: int = 3650, with_intermediate: bool = True, now: dt.datetime
+    *, cn: str, key: PrivateKey, days: int = DEFAULT_DAYS_ROOT, with_intermediate: bool = True, now: dt.datetime
 ) -> Issued:
     """Self-signed root CA; pathlen 1 over an intermediate, 0 when it signs leaves directly."""
     return _build(
@@ -275,7 +275,7 @@ def make_root(
 
 
 def make_intermediate(
-    *, cn: str, key: PrivateKey, issuer: Issued, days: int = 1825, now: dt.datetime
+    *, cn: str, key: PrivateKey, issuer: Issued, days: int = DEFAULT_DAYS_INTERMEDIATE, now: dt.datetime
 ) -> Issued:
     """Intermediate CA signed by the root, pathlen 0."""
     return _build(
@@ -285,7 +285,7 @@ def make_intermediate(
 
 
 def make_server(
-    *, hosts: list[str], key: PrivateKey, issuer: Issued | None, days: int = 365,
+    *, hosts: list[str], key: PrivateKey, issuer: Issued | None, days: int = DEFAULT_DAYS_LEAF,
     now: dt.datetime, cn: str | None = None,
 ) -> Issued:
     """PostgreSQL server leaf: serverAuth only, every host in the SAN, first host as CN.
@@ -302,7 +302,7 @@ def make_server(
 
 
 def make_client(
-    *, cn: str, key: PrivateKey, issuer: Issued | None, days: int = 365, now: dt.datetime
+    *, cn: str, key: PrivateKey, issuer: Issued | None, days: int = DEFAULT_DAYS_LEAF, now: dt.datetime
 ) -> Issued:
     """Kong client leaf: clientAuth only; CN is what PostgreSQL matches against the role."""
     return _build(

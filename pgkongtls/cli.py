@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from pgkongtls import KEY_TYPES, __version__
+from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, DEFAULT_LOCK_WAIT, KEY_TYPES, __version__
 from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
 from pgkongtls.cli_topology import topology_options
 from pgkongtls.consumers import KONG_DEFAULT_OS_USER, KONG_PG_SSL_VERSIONS, PG_DEFAULT_PORT, PG_MIN_TLS, TLS_PROFILES
@@ -172,22 +172,18 @@ def key_type_option() -> Callable[[F], F]:
     )
 
 
-#: `--wait` default: how long a writing command waits for another pgkongtls run (fsio.DEFAULT_LOCK_WAIT).
-LOCK_WAIT_DEFAULT = 10.0
-
-
 def wait_option() -> Callable[[F], F]:
     """`--wait SECONDS` on every writing command; read back with `lock_wait()`."""
     def keep(ctx: click.Context, _param: click.Parameter, value: float) -> None:
         ctx.meta["pgkongtls.lock_wait"] = value
 
-    return click.option("--wait", type=click.FloatRange(0, 3600), default=LOCK_WAIT_DEFAULT, show_default=True,
+    return click.option("--wait", type=click.FloatRange(0, 3600), default=DEFAULT_LOCK_WAIT, show_default=True,
                         expose_value=False, callback=keep,
                         help="Seconds to wait while another pgkongtls run holds the PKI's lock.")
 
 
 def lock_wait() -> float:
-    return float(click.get_current_context().meta.get("pgkongtls.lock_wait", LOCK_WAIT_DEFAULT))
+    return float(click.get_current_context().meta.get("pgkongtls.lock_wait", DEFAULT_LOCK_WAIT))
 
 
 def print_manifest_json(m: Manifest) -> None:
@@ -242,9 +238,11 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
 @click.option("--intermediate-cn", default=None,
               help="Intermediate CA common name [default: 'pgkongtls intermediate CA <random>'].")
 @key_type_option()
-@click.option("--days-root", type=int, default=3650, show_default=True, help="Root CA lifetime.")
-@click.option("--days-intermediate", type=int, default=1825, show_default=True, help="Intermediate CA lifetime.")
-@click.option("--days", type=int, default=365, show_default=True, help="Server and client certificate lifetime.")
+@click.option("--days-root", type=int, default=DEFAULT_DAYS_ROOT, show_default=True, help="Root CA lifetime.")
+@click.option("--days-intermediate", type=int, default=DEFAULT_DAYS_INTERMEDIATE, show_default=True,
+              help="Intermediate CA lifetime.")
+@click.option("--days", type=int, default=DEFAULT_DAYS_LEAF, show_default=True,
+              help="Server and client certificate lifetime.")
 @click.option("--bundle/--no-bundle", default=True, show_default=True,
               help="Append the intermediate to server.crt and client.crt.")
 @click.option("--force", is_flag=True, help="Replace an existing PKI in --out.")
@@ -282,7 +280,7 @@ def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn
               help="DNS name or IP of the database; repeat for more. The first is also the CN.")
 @click.option("--db-user", default="kong", show_default=True, help="PostgreSQL role; the client certificate's CN.")
 @key_type_option()
-@click.option("--days", type=int, default=365, show_default=True, help="Lifetime of both certificates.")
+@click.option("--days", type=int, default=DEFAULT_DAYS_LEAF, show_default=True, help="Lifetime of both certificates.")
 @click.option("--force", is_flag=True, help="Replace an existing PKI in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest on stdout instead of the summary.")
 @wait_option()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_WARN_DAYS, KEY_TYPES
+from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_WARN_DAYS, KEY_TYPES
 from pgkongtls.cli import lock_wait, main, stderr_console, wait_option
 from pgkongtls.manifest import REVOCATION_REASONS
 
@@ -98,7 +98,7 @@ def issue() -> None:
 def _issue_common(f: F) -> F:
     for deco in reversed([
         dir_option(),
-        click.option("--days", type=int, default=365, show_default=True, help="Certificate lifetime."),
+        click.option("--days", type=int, default=DEFAULT_DAYS_LEAF, show_default=True, help="Certificate lifetime."),
         click.option("--key-type", type=click.Choice(KEY_TYPES), default=None,
                      help="Key algorithm [default: the PKI's, from init]."),
         click.option("--force", is_flag=True, help="Replace a certificate of that name (the old files are kept as .bak)."),

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgkongtls import DEFAULT_LOCK_WAIT
 from pgkongtls.errors import InputError, PgkError, PgkWarning, StateError
 from pgkongtls.manifest import MANIFEST_NAME, Manifest, loads
 
@@ -246,8 +247,6 @@ def _sweep(target: Path) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
-#: How long a writing command waits for another pgkongtls run on the same PKI (`--wait`).
-DEFAULT_LOCK_WAIT = 10.0
 
 
 def foreign_entries_message(target: Path, foreign: list[str]) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgkongtls import certs, fsio, lifecycle
+from pgkongtls import DEFAULT_DAYS_LEAF, DEFAULT_LOCK_WAIT, certs, fsio, lifecycle
 from pgkongtls.errors import InputError, PgkWarning, StateError
 from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, Change, Manifest
 from pgkongtls.pki import InitOptions, SelfSignedOptions, plan_init, plan_self_signed
@@ -59,13 +59,13 @@ def _write_fresh(out: Path, change: Change, *, force: bool, lock_wait: float) ->
 
 
 def init(out: Path, opts: InitOptions, *, force: bool = False, now: dt.datetime | None = None,
-         ca_passphrase: bytes | None = None, lock_wait: float = fsio.DEFAULT_LOCK_WAIT) -> Manifest:
+         ca_passphrase: bytes | None = None, lock_wait: float = DEFAULT_LOCK_WAIT) -> Manifest:
     """`pgkongtls init`: mint, self-check and write a CA-based PKI (CA keys encrypted with a passphrase)."""
     return _write_fresh(out, plan_init(opts, now=now, ca_passphrase=ca_passphrase), force=force, lock_wait=lock_wait)
 
 
 def self_signed(out: Path, opts: SelfSignedOptions, *, force: bool = False, now: dt.datetime | None = None,
-                lock_wait: float = fsio.DEFAULT_LOCK_WAIT) -> Manifest:
+                lock_wait: float = DEFAULT_LOCK_WAIT) -> Manifest:
     """`pgkongtls self-signed --test`: the test-only pair that trust each other directly."""
     return _write_fresh(out, plan_self_signed(opts, now=now), force=force, lock_wait=lock_wait)
 
@@ -90,9 +90,9 @@ def _apply(tx: fsio.Transaction, change: Change, *, force: bool = False) -> Chan
 
 
 def issue(
-    pki: Path, requests: list[lifecycle.LeafRequest], *, days: int = 365, key_type: str | None = None,
+    pki: Path, requests: list[lifecycle.LeafRequest], *, days: int = DEFAULT_DAYS_LEAF, key_type: str | None = None,
     force: bool = False, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
-    lock_wait: float = fsio.DEFAULT_LOCK_WAIT,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
 ) -> Change:
     """`pgkongtls issue client|server`: mint leaves from the issuing CA, all in one commit."""
     with _checked(pki, lock_wait) as (tx, m, found, read):
@@ -104,7 +104,7 @@ def issue(
 def renew(
     pki: Path, names: list[str], *, expiring_within: dt.timedelta | None = None, reuse_key: bool = False,
     days: int | None = None, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
-    lock_wait: float = fsio.DEFAULT_LOCK_WAIT,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
 ) -> Change | None:
     """`pgkongtls renew`: re-issue the named leaves (or those expiring soon); None when none are due."""
     if bool(names) == (expiring_within is not None):
@@ -125,7 +125,7 @@ def renew(
 def revoke(
     pki: Path, names: list[str], *, reason: str = "unspecified", crl_days: int = lifecycle.DEFAULT_CRL_DAYS,
     ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
-    lock_wait: float = fsio.DEFAULT_LOCK_WAIT,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
 ) -> Change:
     """`pgkongtls revoke`: mark leaves revoked and write crl.pem with a CRL from every CA level."""
     if not names:
@@ -141,7 +141,7 @@ def revoke(
 def refresh_crl(
     pki: Path, *, crl_days: int = lifecycle.DEFAULT_CRL_DAYS, ca_passphrase: bytes | None = None,
     now: dt.datetime | None = None,
-    lock_wait: float = fsio.DEFAULT_LOCK_WAIT,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
 ) -> Change:
     """`pgkongtls crl`: re-sign every CA level's CRL (a new nextUpdate) without revoking anything."""
     with _checked(pki, lock_wait) as (tx, m, found, read):

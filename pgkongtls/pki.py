@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from pgkongtls import certs
+from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, certs
 from pgkongtls.certs import Issued, SelfCheckError, cert_pem, key_pem, self_check, validate_db_user
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import CHAIN_FILE, Change, Manifest, entry_for, host_text
@@ -30,9 +30,9 @@ class InitOptions:
     root_cn: str | None = None
     intermediate_cn: str | None = None
     key_type: str = certs.DEFAULT_KEY_TYPE
-    days_root: int = 3650
-    days_intermediate: int = 1825
-    days: int = 365
+    days_root: int = DEFAULT_DAYS_ROOT
+    days_intermediate: int = DEFAULT_DAYS_INTERMEDIATE
+    days: int = DEFAULT_DAYS_LEAF
     bundle: bool = True
 
 
@@ -43,7 +43,7 @@ class SelfSignedOptions:
     hosts: tuple[str, ...] = ("localhost",)
     db_user: str = "kong"
     key_type: str = certs.DEFAULT_KEY_TYPE
-    days: int = 365
+    days: int = DEFAULT_DAYS_LEAF
 
 
 def _default_cn(what: str) -> str:

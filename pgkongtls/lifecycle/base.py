@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pgkongtls import KEY_TYPES, certs, pkiload
+from pgkongtls import KEY_TYPES, MAX_DAYS, certs, pkiload
 from pgkongtls.certs import Issued, PrivateKey, validate_db_user
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.manifest import CHAIN_FILE, CertEntry, Manifest
@@ -76,7 +76,7 @@ def client_cn(template: str | None, name: str, db_user: str) -> str:
         raise InputError(str(exc).replace("--db-user", "--cn", 1)) from None
 
 
-def check_days(days: int, what: str, lo: int = 1, hi: int = 36500) -> int:
+def check_days(days: int, what: str, lo: int = 1, hi: int = MAX_DAYS) -> int:
     if not lo <= days <= hi:
         raise InputError(f"{what} must be between {lo} and {hi} days, got {days}")
     return days

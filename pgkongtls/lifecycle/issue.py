@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from pgkongtls import certs
+from pgkongtls import DEFAULT_DAYS_LEAF, certs
 from pgkongtls.certs import PrivateKey, cert_pem, key_pem, self_check
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import Ca, LeafRequest, Reader, check_days, client_cn, must, validate_name
@@ -90,7 +90,7 @@ class Plan:
 
 
 def plan_issue(
-    m: Manifest, ca: Ca, requests: list[LeafRequest], read: Reader, *, days: int = 365,
+    m: Manifest, ca: Ca, requests: list[LeafRequest], read: Reader, *, days: int = DEFAULT_DAYS_LEAF,
     key_type: str | None = None, force: bool = False, now: dt.datetime | None = None,
 ) -> Change:
     """Mint new server or client leaves; an existing name needs `force` and is kept as .bak."""

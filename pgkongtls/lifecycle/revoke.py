@@ -9,7 +9,7 @@ from dataclasses import replace
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pgkongtls import DEFAULT_CRL_DAYS, certs, pkiload
+from pgkongtls import DEFAULT_CRL_DAYS, MAX_CRL_DAYS, certs, pkiload
 from pgkongtls.certs import SelfCheckError
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import CA_LEVELS, LEAF_ROLES, Ca, Reader, check_days, lookup
@@ -45,7 +45,7 @@ def build_crls(m: Manifest, ca: Ca, *, days: int, now: dt.datetime, number: int)
 
     Returns the PEM and the nextUpdate (ISO) to record in the manifest.
     """
-    check_days(days, "--crl-days", 1, 3650)
+    check_days(days, "--crl-days", 1, MAX_CRL_DAYS)
     next_update = now + dt.timedelta(days=days)
     out: list[bytes] = []
     for level in ("intermediate", "root"):
@@ -95,7 +95,7 @@ def plan_revoke(
     now = now or certs.utcnow()
     if reason not in REASONS:
         raise InputError(f"unknown --reason {reason!r}; use one of {', '.join(REASONS)}")
-    check_days(crl_days, "--crl-days", 1, 3650)
+    check_days(crl_days, "--crl-days", 1, MAX_CRL_DAYS)
     done: list[CertEntry] = []
     for name in dict.fromkeys(names):
         e = lookup(m, name)

@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from pgkongtls import DEFAULT_WARN_DAYS, certs
+from pgkongtls import DEFAULT_WARN_DAYS, MAX_DAYS, certs
 from pgkongtls.lifecycle.base import LEAF_ROLES, check_days
 from pgkongtls.manifest import ROLES, Manifest, iso, parse_iso
 
@@ -89,7 +89,7 @@ def _state(when: dt.datetime, now: dt.datetime, warn: dt.timedelta) -> str:
 def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: int = DEFAULT_WARN_DAYS) -> Status:
     """Every certificate's state plus the CRL's, with a notice for each that is due."""
     now = now or certs.utcnow()
-    check_days(warn_days, "--warn-days", 0, 36500)
+    check_days(warn_days, "--warn-days", 0, MAX_DAYS)
     warn = dt.timedelta(days=warn_days)
     rows: list[CertStatus] = []
     notices: list[Notice] = []
