@@ -1,4 +1,5 @@
-"""The one module that touches the filesystem: locked, all-or-nothing PKI writes.
+"""The one package that touches the filesystem: locked, all-or-nothing PKI writes (here), reads
+(`read`) and writes on a host outside the PKI (`host`).
 
 A change to a PKI directory is staged in a sibling directory (hard links to the
 files that stay, new files written there with O_EXCL), then swapped in with one
@@ -21,14 +22,13 @@ import shutil
 import signal
 import stat
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pgkongtls import DEFAULT_LOCK_WAIT
-from pgkongtls.errors import InputError, PgkError, PgkWarning, StateError
-from pgkongtls.manifest import MANIFEST_NAME, Manifest, loads
+from pgkongtls.errors import PgkError, StateError
+from pgkongtls.manifest import MANIFEST_NAME, Manifest
 
 STAGE_TAG = ".pgkongtls-"
 _RENAME_EXCHANGE = 2
@@ -345,301 +345,24 @@ def transaction(target: Path, *, wait: float = DEFAULT_LOCK_WAIT, create: bool =
         os.close(fd)
 
 
-def load_manifest(directory: Path) -> Manifest:
-    """Read `pgkongtls.json`, with a one-line error that says what to run instead."""
-    path = Path(directory) / MANIFEST_NAME
-    if not Path(directory).is_dir():
-        raise StateError(f"{directory} does not exist; create a PKI with pgkongtls init --out {directory}")
-    try:
-        text = read_regular(path)[0].decode("utf-8")
-    except FileNotFoundError:
-        raise StateError(f"{directory} is not a pgkongtls PKI (no {MANIFEST_NAME}); create one with pgkongtls init") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StateError(f"cannot read {path}: {exc}") from None
-    return loads(text)
-
-
-#: cryptography refuses longer passphrases.
-MAX_PASSPHRASE = 1023
-
-
-def read_passphrase(path: Path | None, *, option: str = "--ca-passphrase-file", noun: str = "CA passphrase") -> bytes | None:
-    """A passphrase from a file option (the CA's by default), without its one trailing newline."""
-    if path is None:
-        return None
-    try:
-        data, st = read_regular(Path(path), limit=MAX_PASSPHRASE + 2)
-    except OSError as exc:
-        raise InputError(f"cannot read {option} {path}: {exc.strerror or exc}") from None
-    except InputError as exc:
-        raise InputError(f"{option}: {exc}") from None
-    if st.st_mode & 0o077:
-        warnings.warn(PgkWarning(f"{option} {path} has mode {stat.S_IMODE(st.st_mode):04o}: other users "
-                                 f"may read the {noun}; chmod 600 {path}"), stacklevel=2)
-    data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
-    if not data:
-        raise InputError(f"{option} {path} is empty; write the {noun} into it")
-    if len(data) > MAX_PASSPHRASE:
-        raise InputError(f"{option} {path} holds more than {MAX_PASSPHRASE} bytes; use a shorter passphrase")
-    return data
-
-
-def reader(directory: Path) -> Callable[[str], bytes | None]:
-    """Read PKI files by name for the planners (lifecycle.Reader): a missing file is None, other errors one line."""
-    def read(name: str) -> bytes | None:
-        try:
-            return read_regular(directory / name)[0]
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StateError(f"cannot read {directory / name}: {exc.strerror or exc}") from None
-    return read
-
-
-def _make_dirs(directory: Path) -> None:
-    """mkdir -p with 0755 whatever the umask allows more of (a umask only takes bits away)."""
-    missing = []
-    p = directory
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        os.mkdir(d, 0o755)
-
-
-def write_outputs(directory: Path, files: dict[str, str], *, overwrite: bool) -> None:
-    """Write rendered snippets (not secrets): every one staged as a temp file first, then renamed in,
-    so a full disk leaves no temp file and no half of the set."""
-    directory = Path(directory)
-    temps: list[Path] = []
-    try:
-        _make_dirs(directory)
-        if not overwrite:
-            clash = sorted(n for n in files if (directory / n).exists())
-            if clash:
-                raise StateError(f"{directory / clash[0]} exists; pass --force to replace it")
-        for name, text in files.items():
-            tmp = directory / f".{name}.{os.getpid()}.tmp"
-            temps.append(tmp)
-            _write_new(tmp, text.encode(), 0o644)
-        for tmp, name in zip(temps, files, strict=True):
-            os.replace(tmp, directory / name)
-        temps = []
-    except OSError as exc:
-        raise _os_error(exc, directory) from None
-    finally:
-        for tmp in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-
-#: The most pgkongtls reads from any one file (certificate, key, CRL, config, manifest, passphrase):
-#: far above a 100,000-entry CRL, far below what a link to /dev/zero would eat.
-MAX_READ = 16 * 1024 * 1024
-_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISSOCK, "a socket"))
-
-
-def read_regular(path: Path, *, limit: int = MAX_READ) -> tuple[bytes, os.stat_result]:
-    """A regular file's bytes (at most `limit`) and its fstat, from one open.
-
-    O_NONBLOCK so a FIFO cannot hang the open; fstat on the same descriptor, so what is checked is
-    what is read. Links are followed on purpose: Kubernetes mounts secrets as symlinks, and what a
-    link points at is checked like the file itself.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{path} is a directory; point at a file")
-        if not stat.S_ISREG(st.st_mode):
-            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
-            raise InputError(f"{path} is {kind}, not a regular file; point at the file itself")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise InputError(f"{path} is larger than {limit // (1024 * 1024)} MiB; point at the right file")
-        return b"".join(chunks), st
-    finally:
-        os.close(fd)
-
-
-# --------------------------------------------------------------------------- single exported secrets
-
-
-def write_secret(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write one secret file (an exported key) 0600 from its first byte; never replace one unasked."""
-    path = Path(path)
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise StateError(f"{path} is not a regular file; choose another --out")
-    if path.exists() and not overwrite:
-        raise StateError(f"{path} exists; pass --force to replace it")
-    try:
-        write_private(path, data)
-    except OSError as exc:
-        raise _os_error(exc, path) from None
-
-
-# --------------------------------------------------------------------------- bundles and installs on a host
-# Added for `pgkongtls bundle` / `install`; the PKI functions above are unchanged.
-
-
-def write_bundle(out: Path, files: dict[str, bytes], private: frozenset[str], *, replace: frozenset[str] | None) -> None:
-    """Create the bundle directory (0700, keys 0600 O_EXCL) in one rename; `replace` = the previous
-    bundle's files, when --force lets a bundle replace the one pgkongtls wrote there before."""
-    out = Path(os.path.abspath(out))
-    if out.exists() and replace is None:
-        raise StateError(f"{out} exists; pass --force to replace a bundle there, or choose another --out")
-    with transaction(out, create=True) as tx:
-        gone = (replace or frozenset()) - set(files)
-        tx.commit(files, private=private, overwrite=True, remove=frozenset(gone))
-
-
-def read_bundle_dir(directory: Path) -> dict[str, bytes]:
-    """Every regular file of a bundle directory (flat; symlinks refused, they could point at anything)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise StateError(f"{directory} is not a directory; pass the directory pgkongtls bundle --out wrote")
-    out: dict[str, bytes] = {}
-    try:
-        for entry in os.scandir(directory):
-            if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-                raise StateError(f"{entry.path} is not a regular file; copy the bundle again (rsync -a, scp -rp)")
-            out[entry.name] = Path(entry.path).read_bytes()
-    except OSError as exc:
-        raise StateError(f"cannot read {directory}: {exc.strerror or exc}") from None
-    return out
-
-
-def write_new_private(path: Path, data: bytes) -> None:
-    """A file that must not exist yet, 0600 from its first byte (a bundle --tar holds a key)."""
-    try:
-        _write_new(Path(path), data, 0o600)
-    except FileExistsError:
-        raise StateError(f"{path} exists; remove it or choose another --tar") from None
-    except OSError as exc:
-        raise _os_error(exc, Path(path)) from None
-
-
-def read_text(path: Path) -> str | None:
-    """A config file's text, None when it does not exist."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StateError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-
-@dataclass(frozen=True)
-class HostWrite:
-    """One file `install` puts in place, with its final owner and mode."""
-
-    path: Path
-    data: bytes
-    uid: int
-    gid: int
-    mode: int
-
-
-@dataclass(frozen=True)
-class HostDir:
-    path: Path
-    uid: int
-    gid: int
-    mode: int
-
-
-def file_owner(path: Path) -> tuple[int, int, int]:
-    st = Path(path).stat()
-    return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
-
-
-def _stage_host_file(w: HostWrite) -> Path:
-    tmp = w.path.with_name(f".{w.path.name}{STAGE_TAG}new")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchown(fd, w.uid, w.gid)
-        os.fchmod(fd, w.mode)  # owner-only until here; 0640 root:postgres is the one group-readable key
-        _write_all(fd, w.data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return tmp
-
-
-def install_files(writes: list[HostWrite], dirs: list[HostDir]) -> None:
-    """Put every file in place or none: stage all beside their targets, then rename one by one,
-    keeping a hard link to each replaced file until all are in, so a failure puts the old ones back.
-
-    Test steps for PGKONGTLS_TEST_FAIL_AT: `install:staged`, `install:<file name>` (after its rename).
-    """
-    made: list[Path] = []
-    staged: list[tuple[HostWrite, Path]] = []
-    done: list[tuple[Path, Path | None]] = []
-    try:
-        for d in dirs:
-            if not d.path.exists():
-                os.mkdir(d.path, 0o700)
-                made.append(d.path)
-                os.chown(d.path, d.uid, d.gid)
-                os.chmod(d.path, d.mode)
-        for w in writes:
-            staged.append((w, _stage_host_file(w)))
-        _checkpoint("install:staged")
-        for w, tmp in staged:
-            backup: Path | None = None
-            if w.path.exists():
-                backup = w.path.with_name(f".{w.path.name}{STAGE_TAG}old")
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(backup)
-                os.link(w.path, backup)
-            os.rename(tmp, w.path)
-            done.append((w.path, backup))
-            _checkpoint(f"install:{w.path.name}")
-    except BaseException as exc:
-        for path, backup in reversed(done):
-            if backup is not None:
-                os.rename(backup, path)
-            else:
-                os.unlink(path)
-        for _w, tmp in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        for d2 in reversed(made):
-            with contextlib.suppress(OSError):
-                os.rmdir(d2)
-        if isinstance(exc, OSError):
-            raise _os_error(exc, Path(exc.filename or "")) from None
-        raise
-    for _path, backup in done:
-        if backup is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(backup)
-    for parent in {w.path.parent for w in writes}:
-        _fsync_dir(parent)
-
-
-def log_size(path: Path) -> int:
-    try:
-        return Path(path).stat().st_size
-    except OSError:
-        return 0
-
-
-def read_log_since(path: Path, mark: int) -> str:
-    try:
-        with Path(path).open("rb") as f:
-            f.seek(mark)
-            return f.read().decode(errors="replace")
-    except OSError as exc:
-        raise StateError(f"cannot read the server log {path}: {exc.strerror or exc}") from None
+# Reads and host writes live in submodules; the names callers use stay here.
+from pgkongtls.fsio.host import HostDir as HostDir  # noqa: E402
+from pgkongtls.fsio.host import HostWrite as HostWrite  # noqa: E402
+from pgkongtls.fsio.host import file_owner as file_owner  # noqa: E402
+from pgkongtls.fsio.host import install_files as install_files  # noqa: E402
+from pgkongtls.fsio.host import log_size as log_size  # noqa: E402
+from pgkongtls.fsio.host import read_bundle_dir as read_bundle_dir  # noqa: E402
+from pgkongtls.fsio.host import read_log_since as read_log_since  # noqa: E402
+from pgkongtls.fsio.host import read_text as read_text  # noqa: E402
+from pgkongtls.fsio.host import write_bundle as write_bundle  # noqa: E402
+from pgkongtls.fsio.host import write_new_private as write_new_private  # noqa: E402
+from pgkongtls.fsio.host import write_outputs as write_outputs  # noqa: E402
+from pgkongtls.fsio.host import write_secret as write_secret  # noqa: E402
+from pgkongtls.fsio.read import (  # noqa: E402  (after the core they build on)
+    MAX_PASSPHRASE as MAX_PASSPHRASE,
+)
+from pgkongtls.fsio.read import MAX_READ as MAX_READ  # noqa: E402
+from pgkongtls.fsio.read import load_manifest as load_manifest  # noqa: E402
+from pgkongtls.fsio.read import read_passphrase as read_passphrase  # noqa: E402
+from pgkongtls.fsio.read import read_regular as read_regular  # noqa: E402
+from pgkongtls.fsio.read import reader as reader  # noqa: E402
