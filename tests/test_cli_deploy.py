@@ -13,26 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pgkongtls import ops
-from pgkongtls.cli import main
 from pgkongtls.pki import InitOptions
 
+from .clirun import ok, run
 from .test_fsio import snapshot
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
 HBA = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
-
-
-def ok(*args: str) -> Result:
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
 
 
 @pytest.fixture(autouse=True)

@@ -15,18 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from pgkongtls import ops
 from pgkongtls.certs import utcnow
-from pgkongtls.cli import main
 from pgkongtls.pki import InitOptions
 
+from .clirun import run
 from .openssl_procedure import run_source_procedure
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from pgkongtls.cli import main
-
+from .clirun import run
 from .test_fsio import snapshot
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), prog_name="pgkongtls")
 
 
 @pytest.fixture(autouse=True)

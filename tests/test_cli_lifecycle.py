@@ -12,24 +12,13 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
 
 from pgkongtls import cli_lifecycle, lifecycle, ops
-from pgkongtls.cli import main
 from pgkongtls.manifest import MANIFEST_NAME
 from pgkongtls.pki import InitOptions
 
+from .clirun import ok, run
 from .test_fsio import snapshot
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
-
-
-def ok(*args: str) -> Result:
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
 
 
 @pytest.fixture(autouse=True)

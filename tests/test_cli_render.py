@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pgkongtls import fsio, render
-from pgkongtls.cli import RENDER_TARGETS, main
+from pgkongtls.cli import RENDER_TARGETS
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), prog_name="pgkongtls")
+from .clirun import run
 
 
 @pytest.fixture

@@ -6,25 +6,17 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pgkongtls import fsio, ops
-from pgkongtls.cli import main
 from pgkongtls.lifecycle import LeafRequest
 from pgkongtls.manifest import MANIFEST_NAME
 from pgkongtls.pki import InitOptions
 
+from .clirun import ok, run
+
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args))
-
-
-def ok(*args: str) -> Result:
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
 
 
 @pytest.fixture(autouse=True)

@@ -5,15 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from pgkongtls import fsio, render
 from pgkongtls import render_topology as t
-from pgkongtls.cli import main
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), prog_name="pgkongtls")
+from .clirun import run
 
 
 @pytest.fixture

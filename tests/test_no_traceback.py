@@ -12,18 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from pgkongtls import pki as pki_mod
-from pgkongtls.cli import main
 from pgkongtls.manifest import MANIFEST_NAME
 from pgkongtls.pki import InitOptions, SelfCheckError, plan_init, self_check
 
+from .clirun import run
+
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), prog_name="pgkongtls")
 
 
 def refused(r: Result, message: str, code: int = 1) -> None:
