@@ -12,21 +12,10 @@ from urllib.parse import quote, urlencode
 from pgkongtls.consumers import PG_DEFAULT_PORT
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import Manifest
-from pgkongtls.render import Files, _header, _no_controls, _path, trust_file_for_clients
+from pgkongtls.render import Files, _header, _no_controls, _path, client_entry, server_host, trust_file_for_clients
 
 #: What `pgkongtls export --format pk8` is told to write beside the PEM files.
 PK8_SUFFIX = ".pk8"
-
-
-def _client(m: Manifest, files: Files) -> tuple[str, str, str]:
-    """Certificate and key paths of the client identity, refusing names that are not client leaves."""
-    entry = m.certificates.get(files.client)
-    if entry is None or entry.role != "client":
-        raise InputError(f"{files.client!r} is not a client certificate of this PKI; pass --client NAME "
-                         "(pgkongtls status lists them)")
-    if entry.revoked:
-        raise InputError(f"{files.client} is revoked; issue a new client certificate and render for that")
-    return entry.name, entry.file, entry.key_file
 
 
 def _authority(host: str, port: int) -> str:
@@ -44,13 +33,14 @@ def _check_port(port: int) -> int:
 def render_libpq_url(m: Manifest, files: Files, *, host: str | None = None, user: str | None = None,
                      database: str | None = None, port: int = PG_DEFAULT_PORT) -> str:
     """`postgresql://` URL with verify-full and the PEM file paths (node-postgres, other URL-only drivers)."""
-    _, cert, key = _client(m, files)
+    client = client_entry(m, files.client)
+    cert, key = client.file, client.key_file
     user = user or m.db_user
     query = urlencode({
         "sslmode": "verify-full", "sslrootcert": _path(files.kong_dir, trust_file_for_clients(m), "--kong-dir"),
         "sslcert": _path(files.kong_dir, cert, "--kong-dir"), "sslkey": _path(files.kong_dir, key, "--kong-dir"),
     }, safe="/", quote_via=quote)
-    url = (f"postgresql://{quote(user, safe='')}@{_authority(host or m.hosts[0], _check_port(port))}"
+    url = (f"postgresql://{quote(user, safe='')}@{_authority(server_host(m, files.server, host), _check_port(port))}"
            f"/{quote(database or user, safe='')}?{query}")
     lines = _header(m, "libpq connection URL with full verification",
                     "node-postgres: new Client({connectionString: URL}); the URL's host is the name checked") + [
@@ -63,7 +53,8 @@ def render_libpq_url(m: Manifest, files: Files, *, host: str | None = None, user
 def render_jdbc(m: Manifest, files: Files, *, host: str | None = None, user: str | None = None,
                 database: str | None = None, port: int = PG_DEFAULT_PORT, pki_dir: str = "pki") -> str:
     """pgjdbc URL: verify-full, the PEM trust and certificate, and the key as PKCS#8 DER."""
-    name, cert, _ = _client(m, files)
+    client = client_entry(m, files.client)
+    name, cert = client.name, client.file
     user = user or m.db_user
     pk8 = _path(files.kong_dir, name + PK8_SUFFIX, "--kong-dir")
     query = urlencode({
@@ -74,5 +65,5 @@ def render_jdbc(m: Manifest, files: Files, *, host: str | None = None, user: str
     lines = _header(m, "pgjdbc URL with full verification",
                     f"pgjdbc cannot read PEM keys: pgkongtls export --dir {pki_dir} {name} --format pk8 --out {name}{PK8_SUFFIX}",
                     ) + [f"# then install it as {pk8} (0600, owned by the application's user)"]
-    authority = _authority(host or m.hosts[0], _check_port(port))
+    authority = _authority(server_host(m, files.server, host), _check_port(port))
     return "\n".join([*lines, f"jdbc:postgresql://{authority}/{quote(database or user, safe='')}?{query}"]) + "\n"

@@ -14,7 +14,7 @@ from pgkongtls.cli import main
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("x") / "pki"
-    res = CliRunner().invoke(main, ["init", "--out", str(out), "--db-host", "db.internal"])
+    res = CliRunner().invoke(main, ["init", "--out", str(out), "--db-host", "db.internal", "--db-host", "::1"])
     assert res.exit_code == 0, res.output
     return out
 
@@ -64,8 +64,10 @@ def test_render_libpq_url_quotes_paths_and_leaves_out_the_default_port(pki: Path
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    (["--client", "server"], "Error: 'server' is not a client certificate of this PKI; pass --client NAME "
-                             "(pgkongtls status lists them)"),
+    (["--client", "server"], "Error: --client 'server' is a server certificate; pass the name of a client certificate"),
+    (["--host", "db.elsewhere"], "Error: --host 'db.elsewhere' is not in the certificate of 'server' (db.internal, ::1): "
+                                 "libpq verify-full would refuse it; use one of those, or issue server --name NAME "
+                                 "--db-host db.elsewhere"),
     (["--port", "70000"], "Error: --port 70000 is not a TCP port (1-65535)"),
 ])
 def test_render_jdbc_errors(pki: Path, args: list[str], error: str) -> None:
