@@ -257,14 +257,14 @@ def foreign_entries_message(target: Path, foreign: list[str]) -> str:
 
 
 def foreign_entries(target: Path, own: set[str]) -> list[str]:
-    """What is in `target` that pgkongtls did not write (its stages and lock excepted)."""
+    """What is in `target` that pgkongtls did not write."""
     try:
         names = os.listdir(target)
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise _os_error(exc, target) from None
-    return [n for n in names if n not in own and STAGE_TAG not in n]
+    return [n for n in names if n not in own]
 
 
 def _check_owned(target: Path) -> None:
