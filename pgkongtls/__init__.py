@@ -21,5 +21,11 @@ DEFAULT_DAYS_LEAF = 365
 #: The longest lifetime any --days option accepts (100 years), and a CRL's (10 years).
 MAX_DAYS = 36500
 MAX_CRL_DAYS = 3650
+#: A server certificate's purposes (`--eku`). serverAuth alone is the strict default; "server,client"
+#: adds clientAuth for charts whose health probes connect with the server's own certificate as a
+#: client certificate (Bitnami's PostgreSQL chart with TLS and `cert` auth), which a serverAuth-only
+#: certificate fails. Opt-in, because one leaf for both purposes is what a stolen key buys twice.
+SERVER_EKUS = ("server", "server,client")
+DEFAULT_SERVER_EKU = "server"
 #: How long a writing command waits for another pgkongtls run on the same PKI (`--wait`).
 DEFAULT_LOCK_WAIT = 10.0

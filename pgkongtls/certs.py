@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import os
 import secrets
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -22,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification as v
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, KEY_TYPES, MAX_DAYS
-from pgkongtls.errors import InputError, PgkError, deferred_interrupt
+from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, KEY_TYPES, MAX_DAYS, SERVER_EKUS
+from pgkongtls.errors import InputError, PgkError, PgkWarning, deferred_interrupt
 from pgkongtls.keywrap import encrypted_pkcs8_pem
 from pgkongtls.manifest import host_text
 
@@ -185,6 +186,7 @@ def _build(
     now: dt.datetime,
     path_length: int | None,
     sans: list[x509.GeneralName] | None = None,
+    extra_eku: tuple[x509.ObjectIdentifier, ...] = (),
 ) -> Issued:
     """What every certificate shares: serial, validity, SKI/AKI, profile, signature.
 
@@ -214,7 +216,7 @@ def _build(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
         )
     if prof.eku:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(prof.eku)), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([*prof.eku, *extra_eku]), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return Issued(cert=builder.sign(signer, _hash_for(signer)), key=key)
@@ -284,20 +286,43 @@ def make_intermediate(
     )
 
 
+def server_also_client(eku: str) -> bool:
+    """Whether an `--eku` choice (SERVER_EKUS) adds clientAuth to a server certificate."""
+    if eku not in SERVER_EKUS:
+        raise InputError(f"unknown --eku {eku!r}; use one of: {', '.join(SERVER_EKUS)}")
+    return eku == "server,client"
+
+
+def has_client_auth(cert: x509.Certificate) -> bool:
+    """A server certificate minted with `--eku server,client` keeps that purpose when renewed."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return ExtendedKeyUsageOID.CLIENT_AUTH in eku
+
+
 def make_server(
     *, hosts: list[str], key: PrivateKey, issuer: Issued | None, days: int = DEFAULT_DAYS_LEAF,
-    now: dt.datetime, cn: str | None = None,
+    now: dt.datetime, cn: str | None = None, also_client: bool = False,
 ) -> Issued:
-    """PostgreSQL server leaf: serverAuth only, every host in the SAN, first host as CN.
+    """PostgreSQL server leaf: serverAuth, every host in the SAN, first host as CN.
 
+    `also_client` adds clientAuth (`--eku server,client`, see SERVER_EKUS for why);
     `issuer=None` makes the self-signed test certificate.
     """
     if not hosts:
         raise InputError("at least one --db-host is needed")
     sans = [parse_host(h) for h in hosts]
+    if also_client:
+        warnings.warn(PgkWarning(
+            f"the server certificate for {hosts[0]} also carries clientAuth (--eku server,client), for charts whose "
+            "probes present it as a client certificate (Bitnami); PostgreSQL accepts it as a client too, so map "
+            "its CN to no role it should not have"), stacklevel=2)
     return _build(
         role="server", subject_cn=cn or host_text(sans[0]), key=key, issuer=issuer,
         days=_check_days(days, "--days"), now=now, path_length=None, sans=sans,
+        extra_eku=(ExtendedKeyUsageOID.CLIENT_AUTH,) if also_client else (),
     )
 
 

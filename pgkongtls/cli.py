@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, DEFAULT_LOCK_WAIT, KEY_TYPES, __version__
+from pgkongtls import (
+    DEFAULT_DAYS_INTERMEDIATE,
+    DEFAULT_DAYS_LEAF,
+    DEFAULT_DAYS_ROOT,
+    DEFAULT_LOCK_WAIT,
+    DEFAULT_SERVER_EKU,
+    KEY_TYPES,
+    SERVER_EKUS,
+    __version__,
+)
 from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
 from pgkongtls.cli_topology import topology_options
 from pgkongtls.consumers import KONG_DEFAULT_OS_USER, KONG_PG_SSL_VERSIONS, PG_DEFAULT_PORT, PG_MIN_TLS, TLS_PROFILES
@@ -245,6 +254,8 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
               help="Server and client certificate lifetime.")
 @click.option("--bundle/--no-bundle", default=True, show_default=True,
               help="Append the intermediate to server.crt and client.crt.")
+@click.option("--eku", type=click.Choice(SERVER_EKUS), default=DEFAULT_SERVER_EKU, show_default=True,
+              help="Server certificate purposes; server,client only for probes that present it as a client (Bitnami).")
 @click.option("--force", is_flag=True, help="Replace an existing PKI in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest on stdout instead of the summary.")
 @click.option("--ca-passphrase-file", "passphrase_file", type=click.Path(path_type=Path), default=None,
@@ -252,7 +263,7 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
 @wait_option()
 def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn: str | None,
          intermediate_cn: str | None, key_type: str, days_root: int, days_intermediate: int, days: int,
-         bundle: bool, force: bool, as_json: bool, passphrase_file: Path | None) -> None:
+         bundle: bool, eku: str, force: bool, as_json: bool, passphrase_file: Path | None) -> None:
     """Mint a root CA, an optional intermediate, a server and a client certificate.
 
     \b
@@ -264,7 +275,8 @@ def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn
 
     opts = InitOptions(chain=chain, hosts=db_hosts, db_user=db_user, root_cn=root_cn,
                        intermediate_cn=intermediate_cn, key_type=key_type, days_root=days_root,
-                       days_intermediate=days_intermediate, days=days, bundle=bundle)
+                       days_intermediate=days_intermediate, days=days, bundle=bundle,
+                       server_eku=eku)
     m = ops.init(out, opts, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     if as_json:
         print_manifest_json(m)

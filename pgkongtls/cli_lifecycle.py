@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_WARN_DAYS, KEY_TYPES
+from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_SERVER_EKU, DEFAULT_WARN_DAYS, KEY_TYPES, SERVER_EKUS
 from pgkongtls.cli import lock_wait, main, stderr_console, wait_option
 from pgkongtls.manifest import REVOCATION_REASONS
 
@@ -149,8 +149,10 @@ def issue_client(names: tuple[str, ...], cn: str | None, pki_dir: Path, days: in
 @click.option("--db-host", "db_hosts", multiple=True, required=True,
               help="DNS name or IP of this server; repeat for more. The first is also the CN.")
 @click.option("--cn", default=None, help="Common name [default: the first --db-host].")
+@click.option("--eku", type=click.Choice(SERVER_EKUS), default=DEFAULT_SERVER_EKU, show_default=True,
+              help="Purposes; server,client only for probes that present the server certificate as a client (Bitnami).")
 @_issue_common
-def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, pki_dir: Path, days: int,
+def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, eku: str, pki_dir: Path, days: int,
                  key_type: str | None, force: bool, passphrase_file: Path | None) -> None:
     """Issue another server certificate, e.g. for a read replica (Kong's pg_ro_* settings).
 
@@ -158,11 +160,14 @@ def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, pki_dir: 
     Example:
       pgkongtls issue server --dir pki --name replica-1 --db-host replica1.internal --db-host 10.0.0.6
       pgkongtls render postgres --dir pki --server replica-1 > replica1.conf
+      pgkongtls issue server --dir pki --name pg-bitnami --db-host pg.db.svc --eku server,client
     """
     from pgkongtls import fsio, ops
+    from pgkongtls.certs import server_also_client
     from pgkongtls.lifecycle import LeafRequest
 
-    change = ops.issue(pki_dir, [LeafRequest(name=name, role="server", cn=cn, hosts=db_hosts)], days=days,
+    req = LeafRequest(name=name, role="server", cn=cn, hosts=db_hosts, also_client=server_also_client(eku))
+    change = ops.issue(pki_dir, [req], days=days,
                        key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"issued in {pki_dir}", change.done)
     print_next([redeploy(pki_dir, "postgres", name).replace("the database host", "that server")])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, certs
+from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, DEFAULT_SERVER_EKU, certs
 from pgkongtls.certs import Issued, SelfCheckError, cert_pem, key_pem, self_check, validate_db_user
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import CHAIN_FILE, Change, Manifest, entry_for, host_text
@@ -34,6 +34,7 @@ class InitOptions:
     days_intermediate: int = DEFAULT_DAYS_INTERMEDIATE
     days: int = DEFAULT_DAYS_LEAF
     bundle: bool = True
+    server_eku: str = DEFAULT_SERVER_EKU
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ def plan_init(opts: InitOptions, *, now: dt.datetime | None = None, ca_passphras
             key=next(keys), issuer=root, days=opts.days_intermediate, now=now,
         )
         issuing = inter
-    server = certs.make_server(hosts=list(hosts), key=next(keys), issuer=issuing, days=opts.days, now=now)
+    also_client = certs.server_also_client(opts.server_eku)
+    server = certs.make_server(hosts=list(hosts), key=next(keys), issuer=issuing, days=opts.days, now=now,
+                               also_client=also_client)
     client = certs.make_client(cn=user, key=next(keys), issuer=issuing, days=opts.days, now=now)
     issuing_name = "intermediate" if with_int else "root"
 
@@ -104,6 +107,9 @@ def plan_init(opts: InitOptions, *, now: dt.datetime | None = None, ca_passphras
         anchors=[root.cert], intermediates=[inter.cert] if inter else [],
         server=server.cert, client=client.cert, host=hosts[0], now=now,
     )
+    if also_client:  # the server leaf must pass a client verifier too, or the probe it is for fails
+        self_check(anchors=[root.cert], intermediates=[inter.cert] if inter else [], server=None,
+                   client=server.cert, host=hosts[0], now=now)
     return Change(manifest=manifest, files=files, private=frozenset(n for n in files if n.endswith(".key")))
 
 

@@ -239,8 +239,21 @@ def _bitnami(m: Manifest, contents: Reader, o: K8sOptions) -> list[str]:
     return [_server_secret(m, contents, o, name),
             "\n".join(["---", "# Bitnami postgresql chart values fragment (not a Kubernetes object).",
                        "# certCAFilename turns on client-certificate requests. The chart's readiness probe presents",
-                       "# the server certificate as a client certificate, which needs clientAuth in its EKU.",
-                       *_yaml({"tls": tls})]) + "\n"]
+                       "# the server certificate as a client certificate, which needs clientAuth in its EKU:",
+                       _bitnami_eku_note(m, contents, o), *_yaml({"tls": tls})]) + "\n"]
+
+
+def _bitnami_eku_note(m: Manifest, contents: Reader, o: K8sOptions) -> str:
+    """Say whether the chosen server certificate passes the chart's probe, and how to fix it when not."""
+    from cryptography import x509
+
+    from pgkongtls.certs import has_client_auth
+
+    server = _leaf(m, o.server, "server", "--server")
+    if has_client_auth(x509.load_pem_x509_certificates(_read(contents, server.file))[0]):
+        return f"# {server.file} carries clientAuth (--eku server,client)."
+    return (f"# {server.file} does not; issue one with pgkongtls issue server --eku server,client "
+            f"--name NAME --db-host HOST, and pass --server NAME.")
 
 
 def _duration_hours(entry: CertEntry) -> int:

@@ -16,6 +16,7 @@ from pgkongtls import (
     DEFAULT_DAYS_LEAF,
     DEFAULT_DAYS_ROOT,
     DEFAULT_LOCK_WAIT,
+    DEFAULT_SERVER_EKU,
     DEFAULT_WARN_DAYS,
     KEY_TYPES,
     certs,
@@ -33,6 +34,7 @@ EXPECTED: dict[str, object] = {
     "key_type": certs.DEFAULT_KEY_TYPE, "db_user": consumers.KONG_DEFAULT_USER,
     "kong_os_user": consumers.KONG_DEFAULT_OS_USER, "tls_profile": consumers.DEFAULT_TLS_PROFILE,
     "port": consumers.PG_DEFAULT_PORT, "chain": manifest.CHAINS[0], "reason": manifest.REVOCATION_REASONS[0],
+    "eku": DEFAULT_SERVER_EKU,
     # pgkongtls's own conventions, the same in every command that has the option:
     "pki_dir": Path("pki"), "db_hosts": ("localhost",), "edition": "enterprise", "server_name": "server",
     "client_name": "client", "pg_os_user": "postgres", "database": "all", "address": "all",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 import yaml
 
 from pgkongtls import fsio, lifecycle, ops
-from pgkongtls.errors import InputError
+from pgkongtls.errors import InputError, PgkWarning
 from pgkongtls.pki import InitOptions
 from pgkongtls.render_k8s import K8S_TARGETS, K8sOptions, render_kubernetes
 
@@ -134,3 +136,52 @@ def test_cloudnativepg_never_maps_the_replication_identity_to_kong(pki: Path) ->
     pg = cluster["spec"]["postgresql"]
     assert pg["pg_hba"] == ["hostssl all kong all cert", "hostnossl all all all reject"]
     assert "pg_ident" not in pg
+
+
+def test_bitnami_comment_says_whether_the_server_certificate_passes_the_probe(tmp_path: Path) -> None:
+    """The chart's probe needs clientAuth on the server certificate: the fragment names the fix, or says it is there."""
+    pki = tmp_path / "pki"
+    ops.init(pki, InitOptions(hosts=("db.internal",)), now=NOW)
+
+    def note(**kw: Any) -> str:
+        text = render_kubernetes(fsio.load_manifest(pki), reader(pki), K8sOptions(target="bitnami", **kw))
+        return [line for line in text.splitlines() if line.startswith("# server.crt") or line.startswith("# probe")][0]
+
+    assert note() == ("# server.crt does not; issue one with pgkongtls issue server --eku server,client "
+                      "--name NAME --db-host HOST, and pass --server NAME.")
+    with pytest.warns(PgkWarning):
+        ops.issue(pki, [lifecycle.LeafRequest(name="probe", role="server", cn=None, hosts=("db.internal",),
+                                              also_client=True)], now=NOW)
+    assert note(server="probe") == "# probe.crt carries clientAuth (--eku server,client)."
+
+
+#: What a TLS Secret holds beyond kubectl's tls.crt/tls.key: the trust file where the consumer reads it
+#: from the same Secret; CloudNativePG reads its CAs from serverCASecret/clientCASecret, and a
+#: cert-manager CA Issuer needs only the pair.
+KUBECTL_EXTRA = {"kong-helm": {"ca.crt"}, "zalando": {"ca.crt"}, "bitnami": {"ca.crt"}, "cloudnativepg": set(),
+                 "cert-manager": set()}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed (scripts/test installs it)")
+@pytest.mark.parametrize("target", K8S_TARGETS)
+def test_tls_secrets_equal_what_kubectl_creates_from_the_same_files(pki: Path, target: str, tmp_path: Path) -> None:
+    """`kubectl create secret tls --dry-run=client` over the PKI's own files gives the same Secret, plus ca.crt."""
+    by_bytes = {p.read_bytes(): p for p in pki.iterdir() if p.is_file()}
+    chain = tmp_path / "chain-with-root.pem"
+    chain.write_bytes((pki / "intermediate.crt").read_bytes() + (pki / "root.crt").read_bytes())
+    by_bytes[chain.read_bytes()] = chain
+    secrets = [d for d in render(pki, target, with_keys=True, include_ca_key=True)
+               if d.get("kind") == "Secret" and d.get("type") == "kubernetes.io/tls"]
+    assert secrets
+    for ours in secrets:
+        crt, key = (by_bytes[base64.b64decode(ours["data"][k])] for k in ("tls.crt", "tls.key"))
+        meta = ours["metadata"]
+        made = yaml.safe_load(subprocess.run(
+            ["kubectl", "create", "secret", "tls", meta["name"], f"--cert={crt}", f"--key={key}",
+             "-n", meta["namespace"], "--dry-run=client", "-o", "yaml"],
+            capture_output=True, text=True, check=True).stdout)
+        assert (ours["apiVersion"], ours["kind"], ours["type"]) == (made["apiVersion"], made["kind"], made["type"])
+        assert (meta["name"], meta["namespace"]) == (made["metadata"]["name"], made["metadata"]["namespace"])
+        extra = {k: v for k, v in ours["data"].items() if k not in made["data"]}
+        assert {k: ours["data"][k] for k in made["data"]} == made["data"]
+        assert set(extra) == KUBECTL_EXTRA[target], (target, meta["name"], set(extra))

@@ -50,6 +50,7 @@ class LeafRequest:
     role: str
     cn: str | None
     hosts: tuple[str, ...] = ()
+    also_client: bool = False  # `issue server --eku server,client`
 
 
 # ---------------------------------------------------------------- input checks

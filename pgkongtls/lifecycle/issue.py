@@ -33,18 +33,19 @@ def leaf_days(ca: Ca, days: int, now: dt.datetime) -> int:
 
 def mint(
     m: Manifest, ca: Ca, *, name: str, role: str, cn: str, hosts: tuple[str, ...], key: PrivateKey,
-    days: int, now: dt.datetime, file: str, key_file: str,
+    days: int, now: dt.datetime, file: str, key_file: str, also_client: bool = False,
 ) -> tuple[CertEntry, bytes, bytes]:
-    """Sign one leaf with the issuing CA, self-check it, and describe it for the manifest."""
+    """Sign one leaf with the issuing CA, self-check it (as a client too when it is one), describe it."""
     signer = ca.signer(ca.issuing)
     if role == "server":
-        issued = certs.make_server(hosts=list(hosts), key=key, issuer=signer, days=days, now=now, cn=cn)
+        issued = certs.make_server(hosts=list(hosts), key=key, issuer=signer, days=days, now=now, cn=cn,
+                                   also_client=also_client)
     else:
         issued = certs.make_client(cn=cn, key=key, issuer=signer, days=days, now=now)
     anchors, intermediates = ca.anchors_and_intermediates()
     self_check(
         anchors=anchors, intermediates=intermediates, server=issued.cert if role == "server" else None,
-        client=issued.cert if role == "client" else None, host=hosts[0] if hosts else "", now=now,
+        client=issued.cert if role == "client" or also_client else None, host=hosts[0] if hosts else "", now=now,
     )
     bundle = tuple(intermediates) if m.bundle else ()
     entry = entry_for(issued.cert, name=name, role=role, issuer=ca.issuing, file=file, key_file=key_file)
@@ -121,6 +122,7 @@ def plan_issue(
         entry, crt, key = mint(
             m, ca, name=name, role=req.role, cn=cn, hosts=hosts, key=certs.generate_key(key_type),
             days=days, now=now, file=f"{name}.crt", key_file=f"{name}.key",
+            also_client=req.also_client and req.role == "server",
         )
         plan.add(entry, crt, key)
     return plan.change()

@@ -49,7 +49,7 @@ def plan_renew(
         plan.retire(old, read)
         entry, crt, key_bytes = mint(
             m, ca, name=name, role=old.role, cn=old.cn, hosts=old.sans, key=key, days=want, now=now,
-            file=old.file, key_file=old.key_file,
+            file=old.file, key_file=old.key_file, also_client=old.role == "server" and certs.has_client_auth(cert),
         )
         plan.add(entry, crt, key_bytes)
     return plan.change()
