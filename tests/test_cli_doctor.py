@@ -157,15 +157,48 @@ def test_verify_of_render_all_postgresql_conf_pointing_at_the_pki_finds_what_pos
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason="verify's PKI-directory rule (keys 0600) reports the 0640 its PostgreSQL "
-                                       "rule asks for: following one fix triggers the other (a product change)")
-def test_verify_of_render_all_has_no_findings_once_the_named_fix_is_applied(pki: Path, tmp_path: Path) -> None:
+def _pki_served_in_place(pki: Path, base: Path, out: Path) -> Path:
+    """A copy of the PKI that PostgreSQL reads in place (render all --pg-dir <the PKI>), with verify's fixes applied."""
     pg_gid = _as_root_with_postgres()
-    args = _render_all_args(pki, tmp_path / "conf")
+    os.chmod(base, 0o755)
+    shutil.copytree(pki, base / "pki")
+    pki = base / "pki"
+    assert run("render", "all", "--dir", str(pki), "--pg-dir", str(pki), "--write", str(out)).exit_code == 0
     os.chown(pki / "server.key", 0, pg_gid)
     os.chmod(pki / "server.key", 0o640)
-    r = run(*args)
-    assert [f for f in json.loads(r.stdout) if f["severity"] == "error"] == [], r.stdout
+    os.chmod(pki, 0o701)
+    return pki
+
+
+def _verify_args(pki: Path, out: Path, *, kong: bool = True) -> list[str]:
+    return ["verify", str(pki), *(["--kong-conf", str(out / "kong.conf.snippet")] if kong else []),
+            "--pg-hba", str(out / "pg_hba.conf.snippet"), "--postgresql-conf", str(out / "postgresql.conf.snippet"),
+            "--json", "--kong-os-user", pwd.getpwuid(os.getuid()).pw_name]
+
+
+def test_verify_of_render_all_has_no_findings_once_the_named_fix_is_applied(pki: Path, tmp_path: Path) -> None:
+    """PostgreSQL reads server.key in place: its rule (root:postgres 0640) judges the key, not the PKI's 0600,
+    so the PKI directory and the configs together give no error once PostgreSQL's fixes are applied."""
+    base = Path(tempfile.mkdtemp(prefix="pgkongtls-doctor-"))
+    try:
+        served = _pki_served_in_place(pki, base, tmp_path / "conf")
+        r = run(*_verify_args(served, tmp_path / "conf"))
+        assert [f for f in json.loads(r.stdout) if f["severity"] == "error"] == [], r.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_verify_still_refuses_a_group_readable_key_that_no_config_reads(pki: Path, tmp_path: Path) -> None:
+    """Twin: the same 0640 on client.key, which no given config reads (no --kong-conf), is the PKI's finding."""
+    base = Path(tempfile.mkdtemp(prefix="pgkongtls-doctor-"))
+    try:
+        served = _pki_served_in_place(pki, base, tmp_path / "conf")
+        os.chmod(served / "client.key", 0o640)
+        r = run(*_verify_args(served, tmp_path / "conf", kong=False))
+        errors = [(f["id"], f["file"], f["fix"]) for f in json.loads(r.stdout) if f["severity"] == "error"]
+        assert errors == [("key-mode", str(served / "client.key"), f"chmod 0600 {served / 'client.key'}")], r.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _der(pem: Path) -> bytes:

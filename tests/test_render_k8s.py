@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import shutil
 import subprocess
-import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -50,14 +50,21 @@ def check_dir_key_mode(key: KeyFile) -> list[Finding]:
     return []
 
 
-def check_pki(pki: PkiDir, *, now: dt.datetime, warn_days: int, seen: Seen) -> list[Finding]:
-    """Each live entry, chain.crt, and libpq's host rule for every host the manifest records."""
+def check_pki(pki: PkiDir, *, now: dt.datetime, warn_days: int, seen: Seen,
+              served_keys: frozenset[str] = frozenset()) -> list[Finding]:
+    """Each live entry, chain.crt, and libpq's host rule for every host the manifest records.
+
+    `served_keys` are the real paths of keys a given postgresql.conf or kong.conf reads in place: their
+    consumer's mode rule (PostgreSQL's root:postgres 0640, say) judges them, not the PKI's 0600, since one
+    file cannot satisfy both and following one fix would trigger the other.
+    """
     out: list[Finding] = []
     strict_manifest = pki.manifest is not None
     for e in pki.entries:
         if e.revoked:
             continue
-        out += _check_entry(pki, e, now=now, warn_days=warn_days, seen=seen, strict_manifest=strict_manifest)
+        out += _check_entry(pki, e, now=now, warn_days=warn_days, seen=seen, strict_manifest=strict_manifest,
+                            served_keys=served_keys)
     if isinstance(pki.chain, Missing):
         out.append(Finding("file-missing", ERROR, pki.chain.path, f"{pki.chain.path} is missing", _RESTORE))
     elif pki.chain is not None:
@@ -91,7 +98,7 @@ def _check_hosts(pki: PkiDir, hosts: Sequence[str]) -> list[Finding]:
 
 
 def _check_entry(pki: PkiDir, e: PkiEntry, *, now: dt.datetime, warn_days: int, seen: Seen,
-                 strict_manifest: bool) -> list[Finding]:
+                 strict_manifest: bool, served_keys: frozenset[str]) -> list[Finding]:
     """One certificate (and its key): present, as recorded, profile, dates, key, and its chain to the PKI's root."""
     out: list[Finding] = []
     if isinstance(e.cert, Missing):
@@ -114,7 +121,8 @@ def _check_entry(pki: PkiDir, e: PkiEntry, *, now: dt.datetime, warn_days: int, 
                 out += check_validity(extra, e.cert.path, now, warn_days)
     if isinstance(e.key, KeyFile) and seen.first(e.key.real):
         out += check_key_pair(e.cert, e.key, e.role)
-        out += check_dir_key_mode(e.key)
+        if e.key.real not in served_keys:
+            out += check_dir_key_mode(e.key)
         out += check_encrypted(e.key, e.role)
     if e.role in ("server", "client"):
         anchors = pki_anchors(pki, leaf)

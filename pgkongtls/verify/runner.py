@@ -9,7 +9,7 @@ from cryptography.x509.oid import NameOID
 
 from pgkongtls import DEFAULT_WARN_DAYS
 from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_USER
-from pgkongtls.inputs import CertFile, VerifyInput
+from pgkongtls.inputs import CertFile, KeyFile, VerifyInput
 from pgkongtls.verify.chain import name_of
 from pgkongtls.verify.findings import ERROR, Finding, Seen, settle
 from pgkongtls.verify.kong import check_kong, check_kong_policy
@@ -64,7 +64,9 @@ def run_checks(v: VerifyInput, *, now: dt.datetime, warn_days: int = DEFAULT_WAR
     seen = Seen(set())
     out: list[Finding] = []
     if v.pki is not None:
-        out += check_pki(v.pki, now=now, warn_days=warn_days, seen=seen)
+        served = frozenset(k.real for k in (v.pg.key if v.pg else None, v.kong.key if v.kong else None)
+                           if isinstance(k, KeyFile) and k.real)
+        out += check_pki(v.pki, now=now, warn_days=warn_days, seen=seen, served_keys=served)
         if v.pki.crl is not None and v.pg is None:
             out += check_pki_crl(v.pki, now=now)
     clients = _client_files(v) if edition == "enterprise" else []
