@@ -30,6 +30,13 @@ ROLES = ("root", "intermediate", "server", "client")
 REVOCATION_REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
                       "privilegeWithdrawn")
 
+#: What renew and issue --force keep of a replaced certificate or key: NAME.crt.<serial>.bak, NAME.key.<serial>.bak.
+BACKUP_NAME = re.compile(r"(?P<file>.+)\.(?P<serial>[0-9a-f]{1,40})\.bak")
+
+
+def backup_name(file: str, serial: str) -> str:
+    return f"{file}.{serial}.bak"
+
 
 @dataclass(frozen=True)
 class CertEntry:

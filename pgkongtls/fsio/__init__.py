@@ -155,6 +155,10 @@ class Transaction:
     def exists(self, name: str) -> bool:
         return (self.target / name).exists()
 
+    def names(self) -> list[str]:
+        """Every name in the directory (where revoke finds archived backups and prune what to remove)."""
+        return sorted(os.listdir(self.target))
+
     def commit(
         self, files: dict[str, bytes], *, private: frozenset[str] = frozenset(),
         overwrite: bool = False, replaces: frozenset[str] = frozenset(), remove: frozenset[str] = frozenset(),

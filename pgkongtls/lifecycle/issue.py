@@ -9,7 +9,7 @@ from pgkongtls import DEFAULT_DAYS_LEAF, certs
 from pgkongtls.certs import PrivateKey, cert_pem, key_pem, self_check
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import Ca, LeafRequest, Reader, check_days, client_cn, must, validate_name
-from pgkongtls.manifest import CertEntry, Change, Manifest, entry_for, host_text
+from pgkongtls.manifest import CertEntry, Change, Manifest, backup_name, entry_for, host_text
 
 
 def max_days(ca: Ca, now: dt.datetime) -> int:
@@ -61,7 +61,7 @@ class Plan:
 
     def retire(self, old: CertEntry, read: Reader) -> None:
         """Keep the old files as NAME.crt.<serial>.bak; a revoked entry stays listed for the CRL."""
-        bak_crt, bak_key = f"{old.file}.{old.serial}.bak", f"{old.key_file}.{old.serial}.bak"
+        bak_crt, bak_key = backup_name(old.file, old.serial), backup_name(old.key_file, old.serial)
         self.files[bak_crt] = must(read(old.file), old.file)
         key = read(old.key_file)
         if key is not None:
