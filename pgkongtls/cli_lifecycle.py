@@ -207,8 +207,10 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
         return
     print_entries(f"renewed in {pki_dir}", change.done)
     if revoke_old:
-        _print_crl(pki_dir, change)
+        _print_crl(pki_dir, change, hints=False)  # the redeploy hints below bring crl.pem too
     steps = [redeploy(pki_dir, "postgres" if e.role == "server" else "kong", e.name) for e in change.done[:MAX_ROWS]]
+    if revoke_old and all(e.role != "server" for e in change.done):
+        steps.insert(0, redeploy(pki_dir, "postgres") + " (it brings crl.pem)")
     print_next(steps + ([f"… and {len(change.done) - MAX_ROWS} more, one per name"] if len(change.done) > MAX_ROWS else []))
 
 
@@ -249,10 +251,12 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
                 f"replace {e.name} on the database host: pgkongtls renew --dir {pki_dir} {e.name}")
 
 
-def _print_crl(pki_dir: Path, change: Change) -> None:
+def _print_crl(pki_dir: Path, change: Change, *, hints: bool = True) -> None:
     m = change.manifest
     levels = "intermediate and root" if m.chain == "intermediate" else "root"
     stderr_console().print(f"wrote {pki_dir / (m.crl_file or '')}: CRLs of the {levels} CA, next update {m.crl_next_update}")
+    if not hints:
+        return
     servers = [e.name for e in m.by_role("server") if not e.revoked]
     print_next([redeploy(pki_dir, "postgres", name) + " (it brings crl.pem and sets ssl_crl_file)" for name in servers])
 

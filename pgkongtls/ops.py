@@ -79,6 +79,7 @@ def _checked(
     """Lock the PKI, load its manifest and refuse files that no longer match it."""
     with fsio.transaction(pki, wait=lock_wait) as tx:
         m = tx.manifest()
+        tx.refuse_foreign(m)
         read = fsio.reader(tx.target)
         yield tx, m, lifecycle.verify_files(m, read), read
 

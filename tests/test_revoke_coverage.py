@@ -187,3 +187,16 @@ def test_renew_revoke_old_needs_every_ca_key(pki: Path, tmp_path: Path) -> None:
     assert str(e.value) == "root.key is missing; restore it or re-create the PKI with pgkongtls init --force"
     assert snapshot(pki) == before
     ops.renew(pki, ["n1"], now=LATER)  # its twin: without --revoke-old the root key stays offline
+
+
+def test_renew_cli_revoke_old_says_the_crl_changed_and_to_redeploy_postgres(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ok("init", "--out", "pki")
+    plain = ok("renew", "--dir", "pki", "client")
+    assert "crl.pem" not in plain.stderr and "bundle postgres" not in plain.stderr
+    r = ok("renew", "--dir", "pki", "client", "--revoke-old")
+    lines = r.stderr.splitlines()
+    assert any(n.startswith("wrote pki/crl.pem: CRLs of the intermediate and root CA") for n in lines)
+    assert ("next: pgkongtls bundle postgres --dir pki --out pki-db-bundle --force; then, on the database host, "
+            "the pgkongtls install command it prints (it brings crl.pem)") in lines
