@@ -161,6 +161,26 @@ def _check_days(days: int, what: str) -> int:
     return days
 
 
+def longest_days(issuer: x509.Certificate, now: dt.datetime) -> int:
+    """The most whole days a certificate signed by `issuer` at `now` can live without outliving it."""
+    return (issuer.not_valid_after_utc - now).days
+
+
+def issuer_level(cert: x509.Certificate) -> str:
+    """"root" for a self-signed CA, "intermediate" for one the root signed (what messages call them)."""
+    return "root" if cert.issuer == cert.subject else "intermediate"
+
+
+def check_within(days: int, issuer: x509.Certificate, now: dt.datetime, what: str) -> int:
+    """The one rule of init, issue and renew: nothing outlives the CA that signs it (refused, not capped)."""
+    limit = longest_days(issuer, now)
+    if days > limit:
+        expires = issuer.not_valid_after_utc.strftime("%Y-%m-%d")
+        fix = f"use {what} {limit} or less" if limit >= 1 else "it expires within a day; renew that CA first"
+        raise InputError(f"{what} {days} outlives the {issuer_level(issuer)} CA (it expires {expires}); {fix}")
+    return days
+
+
 def _key_usage(role: Role, key: PrivateKey) -> x509.KeyUsage:
     prof = PROFILE[role]
     return x509.KeyUsage(
@@ -174,6 +194,11 @@ def _key_usage(role: Role, key: PrivateKey) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
+
+
+#: The option that sets each role's lifetime, for check_within's message.
+_OPTION: dict[Role, str] = {"root": "--days-root", "intermediate": "--days-intermediate", "server": "--days",
+                            "client": "--days"}
 
 
 def _build(
@@ -193,6 +218,8 @@ def _build(
     `issuer=None` means self-signed (root CA or self-signed test leaf).
     """
     prof = PROFILE[role]
+    if issuer is not None:
+        check_within(days, issuer.cert, now, _OPTION[role])
     public = key.public_key()
     ski = x509.SubjectKeyIdentifier.from_public_key(public)
     signer = issuer.key if issuer else key

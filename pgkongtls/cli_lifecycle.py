@@ -181,31 +181,41 @@ def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, eku: str,
 @click.option("--reuse-key", is_flag=True, help="Keep each key instead of making a new one.")
 @click.option("--days", type=int, default=None,
               help="New lifetime [default: the old certificate's lifetime, within the CA's].")
+@click.option("--revoke-old", is_flag=True,
+              help="Revoke the replaced certificates (reason superseded) and re-sign the CRLs; needs every CA key.")
+@crl_days_option()
 @passphrase_option()
 @wait_option()
 def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, reuse_key: bool, days: int | None,
-          passphrase_file: Path | None) -> None:
+          revoke_old: bool, crl_days: int, passphrase_file: Path | None) -> None:
     """Re-issue certificates with the same subject, SANs and file names, and fresh validity.
 
-    The old files are kept as NAME.crt.<serial>.bak and NAME.key.<serial>.bak.
+    The old files are kept as NAME.crt.<serial>.bak and NAME.key.<serial>.bak,
+    and stay valid until their notAfter unless --revoke-old puts them on the CRL.
     The rendered configs stay valid: copy the new files and reload.
 
     \b
     Example:
       pgkongtls renew --dir pki server
       pgkongtls renew --dir pki --expiring-within 30d
+      pgkongtls renew --dir pki client --revoke-old
     """
     from pgkongtls import fsio, ops
     from pgkongtls.lifecycle import parse_window
 
     window = parse_window(expiring_within) if expiring_within is not None else None
     change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
-                       ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
+                       ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
+                       revoke_old=revoke_old, crl_days=crl_days)
     if change is None:
         stderr_console().print(f"nothing expires within {expiring_within}; nothing renewed")
         return
     print_entries(f"renewed in {pki_dir}", change.done)
+    if revoke_old:
+        _print_crl(pki_dir, change, hints=False)  # the redeploy hints below bring crl.pem too
     steps = [redeploy(pki_dir, "postgres" if e.role == "server" else "kong", e.name) for e in change.done[:MAX_ROWS]]
+    if revoke_old and all(e.role != "server" for e in change.done):
+        steps.insert(0, redeploy(pki_dir, "postgres") + " (it brings crl.pem)")
     print_next(steps + ([f"… and {len(change.done) - MAX_ROWS} more, one per name"] if len(change.done) > MAX_ROWS else []))
 
 
@@ -235,6 +245,9 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
     change = ops.revoke(pki_dir, list(names), reason=reason, crl_days=crl_days,
                         ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"revoked in {pki_dir}", change.done)
+    also = [e.name for e in change.done if e.name not in names]
+    if also:
+        stderr_console().print(f"revoked as well, same key: {', '.join(also)}", soft_wrap=True)
     _print_crl(pki_dir, change)
     for e in change.done:
         if e.role == "server":
@@ -243,10 +256,12 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
                 f"replace {e.name} on the database host: pgkongtls renew --dir {pki_dir} {e.name}")
 
 
-def _print_crl(pki_dir: Path, change: Change) -> None:
+def _print_crl(pki_dir: Path, change: Change, *, hints: bool = True) -> None:
     m = change.manifest
     levels = "intermediate and root" if m.chain == "intermediate" else "root"
     stderr_console().print(f"wrote {pki_dir / (m.crl_file or '')}: CRLs of the {levels} CA, next update {m.crl_next_update}")
+    if not hints:
+        return
     servers = [e.name for e in m.by_role("server") if not e.revoked]
     print_next([redeploy(pki_dir, "postgres", name) + " (it brings crl.pem and sets ssl_crl_file)" for name in servers])
 

@@ -62,6 +62,7 @@ def set_deploy_paths(pki_dir: Path, paths: dict[str, str]) -> Manifest:
         (b.check_config if key.endswith("-conf") else b.check_ssl_dir)(path)
     with fsio.transaction(Path(pki_dir)) as tx:
         m = tx.manifest()
+        tx.refuse_foreign(m)
         new = replace(m, deploy={**m.deploy, **{h: posixpath.normpath(p) for h, p in paths.items()}})
         if new != m:
             tx.commit({MANIFEST_NAME: dumps(new).encode()})

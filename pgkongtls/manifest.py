@@ -30,6 +30,21 @@ ROLES = ("root", "intermediate", "server", "client")
 REVOCATION_REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
                       "privilegeWithdrawn")
 
+#: What renew and issue --force keep of a replaced certificate or key: NAME.crt.<serial>.bak, NAME.key.<serial>.bak.
+BACKUP_NAME = re.compile(r"(?P<file>.+)\.(?P<serial>[0-9a-f]{1,40})\.bak")
+
+
+def backup_name(file: str, serial: str) -> str:
+    return f"{file}.{serial}.bak"
+
+
+def foreign_names(m: Manifest, names: list[str]) -> list[str]:
+    """Of the names in a PKI directory, those pgkongtls did not write: not the manifest, not a file it
+    lists (chain.crt, the CRL, every certificate and key), not a backup of one."""
+    own = {n for e in m.certificates.values() for n in (e.file, e.key_file)} | {MANIFEST_NAME, CHAIN_FILE}
+    own |= {m.crl_file} if m.crl_file else set()
+    return [n for n in names if n not in own and not ((b := BACKUP_NAME.fullmatch(n)) and b["file"] in own)]
+
 
 @dataclass(frozen=True)
 class CertEntry:

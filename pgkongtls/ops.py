@@ -79,6 +79,7 @@ def _checked(
     """Lock the PKI, load its manifest and refuse files that no longer match it."""
     with fsio.transaction(pki, wait=lock_wait) as tx:
         m = tx.manifest()
+        tx.refuse_foreign(m)
         read = fsio.reader(tx.target)
         yield tx, m, lifecycle.verify_files(m, read), read
 
@@ -104,9 +105,13 @@ def issue(
 def renew(
     pki: Path, names: list[str], *, expiring_within: dt.timedelta | None = None, reuse_key: bool = False,
     days: int | None = None, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
-    lock_wait: float = DEFAULT_LOCK_WAIT,
+    lock_wait: float = DEFAULT_LOCK_WAIT, revoke_old: bool = False, crl_days: int = lifecycle.DEFAULT_CRL_DAYS,
 ) -> Change | None:
-    """`pgkongtls renew`: re-issue the named leaves (or those expiring soon); None when none are due."""
+    """`pgkongtls renew`: re-issue the named leaves (or those expiring soon); None when none are due.
+
+    With `revoke_old`, the replaced certificates are revoked (superseded) and the CRLs re-signed in the
+    same commit, so it needs every CA level's key, as revoke does.
+    """
     if bool(names) == (expiring_within is not None):
         raise InputError("name the certificates to renew, or pass --expiring-within 30d (not both)")
     now = now or certs.utcnow()
@@ -117,8 +122,11 @@ def renew(
                 return None
         for name in names:
             lifecycle.lookup(m, name)
-        ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=("issuing",))
+        signers = lifecycle.CA_LEVELS if revoke_old else ("issuing",)
+        ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=signers)
         change = lifecycle.plan_renew(m, ca, found, names, read, reuse_key=reuse_key, days=days, now=now)
+        if revoke_old:
+            change = lifecycle.plan_revoke_old(m, change, ca, read, crl_days=crl_days, now=now)
         return _apply(tx, change)
 
 
@@ -134,7 +142,8 @@ def revoke(
         for name in names:
             lifecycle.lookup(m, name)
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=lifecycle.CA_LEVELS)
-        change = lifecycle.plan_revoke(m, ca, names, read, reason=reason, crl_days=crl_days, now=now)
+        change = lifecycle.plan_revoke(m, ca, names, read, reason=reason, crl_days=crl_days, now=now,
+                                       listing=tx.names())
         return _apply(tx, change)
 
 

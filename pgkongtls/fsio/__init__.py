@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pgkongtls import DEFAULT_LOCK_WAIT
 from pgkongtls.errors import PgkError, StateError
-from pgkongtls.manifest import MANIFEST_NAME, Manifest
+from pgkongtls.manifest import MANIFEST_NAME, Manifest, foreign_names
 
 STAGE_TAG = ".pgkongtls-"
 _RENAME_EXCHANGE = 2
@@ -155,6 +155,16 @@ class Transaction:
     def exists(self, name: str) -> bool:
         return (self.target / name).exists()
 
+    def refuse_foreign(self, m: Manifest) -> None:
+        """A day-2 write relinks every file of the directory: refuse one holding files pgkongtls did not write."""
+        foreign = foreign_names(m, self.names())
+        if foreign:
+            raise StateError(foreign_files_message(self.target, foreign))
+
+    def names(self) -> list[str]:
+        """Every name in the directory (where revoke finds archived backups and prune what to remove)."""
+        return sorted(os.listdir(self.target))
+
     def commit(
         self, files: dict[str, bytes], *, private: frozenset[str] = frozenset(),
         overwrite: bool = False, replaces: frozenset[str] = frozenset(), remove: frozenset[str] = frozenset(),
@@ -239,21 +249,38 @@ class Transaction:
 
 
 def _sweep(target: Path) -> None:
-    """Remove stages left by a killed run (they hold only 0600 keys in 0700 dirs)."""
+    """Remove stages left by a killed run (they hold only 0600 keys in 0700 dirs).
+
+    Only our own: a directory another user named like a stage, in a shared parent such as /tmp,
+    is theirs, and pgkongtls never deletes what it did not write.
+    """
     prefix = f".{target.name}{STAGE_TAG}"
+    uid = os.geteuid()
     with contextlib.suppress(OSError):
         for entry in os.scandir(target.parent):
-            if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
+            if (entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_uid == uid):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
 
 
-def foreign_entries_message(target: Path, foreign: list[str]) -> str:
-    """`pki is not empty (base/, PG_VERSION, … 971 entries); choose …`: a few names, directories with '/'."""
+def _shown(target: Path, foreign: list[str]) -> str:
+    """`base/, PG_VERSION, … 971 entries`: a few names, directories with '/'."""
     shown = [f"{n}/" if (target / n).is_dir() and not (target / n).is_symlink() else n for n in sorted(foreign)[:3]]
     more = f", … {len(foreign)} entries" if len(foreign) > 3 else ""
-    return f"{target} is not empty ({', '.join(shown)}{more}); choose an empty or new directory"
+    return ", ".join(shown) + more
+
+
+def foreign_entries_message(target: Path, foreign: list[str]) -> str:
+    """`pki is not empty (base/, PG_VERSION, … 971 entries); choose …`, for a new PKI's --out."""
+    return f"{target} is not empty ({_shown(target, foreign)}); choose an empty or new directory"
+
+
+def foreign_files_message(target: Path, foreign: list[str]) -> str:
+    """A day-2 command's refusal: every write relinks each file of the directory, so none may be someone else's."""
+    return (f"{target} holds files pgkongtls did not write ({_shown(target, foreign)}); "
+            "move them out of the PKI directory and run the command again")
 
 
 def foreign_entries(target: Path, own: set[str]) -> list[str]:

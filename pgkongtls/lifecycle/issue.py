@@ -9,26 +9,20 @@ from pgkongtls import DEFAULT_DAYS_LEAF, certs
 from pgkongtls.certs import PrivateKey, cert_pem, key_pem, self_check
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import Ca, LeafRequest, Reader, check_days, client_cn, must, validate_name
-from pgkongtls.manifest import CertEntry, Change, Manifest, entry_for, host_text, iso
+from pgkongtls.manifest import CertEntry, Change, Manifest, backup_name, entry_for, host_text
 
 
 def max_days(ca: Ca, now: dt.datetime) -> int:
-    left = (ca.certs[ca.issuing].not_valid_after_utc - now).days
+    left = certs.longest_days(ca.certs[ca.issuing], now)
     if left < 1:
         raise StateError(f"the {ca.issuing} CA expires within a day; re-create the PKI with pgkongtls init --force")
     return left
 
 
 def leaf_days(ca: Ca, days: int, now: dt.datetime) -> int:
-    """A leaf never outlives the CA that signs it."""
-    limit = max_days(ca, now)
-    check_days(days, "--days")
-    if days > limit:
-        raise InputError(
-            f"--days {days} outlives the {ca.issuing} CA (it expires {iso(ca.certs[ca.issuing].not_valid_after_utc)[:10]});"
-            f" use --days {limit} or less"
-        )
-    return days
+    """A leaf never outlives the CA that signs it (certs.check_within), checked before any key is made."""
+    max_days(ca, now)
+    return certs.check_within(check_days(days, "--days"), ca.certs[ca.issuing], now, "--days")
 
 
 def mint(
@@ -68,7 +62,7 @@ class Plan:
 
     def retire(self, old: CertEntry, read: Reader) -> None:
         """Keep the old files as NAME.crt.<serial>.bak; a revoked entry stays listed for the CRL."""
-        bak_crt, bak_key = f"{old.file}.{old.serial}.bak", f"{old.key_file}.{old.serial}.bak"
+        bak_crt, bak_key = backup_name(old.file, old.serial), backup_name(old.key_file, old.serial)
         self.files[bak_crt] = must(read(old.file), old.file)
         key = read(old.key_file)
         if key is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 
 from cryptography import x509
@@ -13,6 +14,7 @@ from pgkongtls import DEFAULT_CRL_DAYS, MAX_CRL_DAYS, certs, pkiload
 from pgkongtls.certs import SelfCheckError
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import CA_LEVELS, LEAF_ROLES, Ca, Reader, check_days, lookup
+from pgkongtls.lifecycle.coverage import sharing_key
 from pgkongtls.manifest import CRL_FILE, CertEntry, Change, Manifest, iso, parse_iso
 
 _CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----\s*", re.DOTALL)
@@ -89,9 +91,13 @@ def plan_crl(
 
 def plan_revoke(
     m: Manifest, ca: Ca, names: list[str], read: Reader, *, reason: str = "unspecified",
-    crl_days: int = DEFAULT_CRL_DAYS, now: dt.datetime | None = None,
+    crl_days: int = DEFAULT_CRL_DAYS, now: dt.datetime | None = None, listing: Iterable[str] = (),
 ) -> Change:
-    """Mark leaves revoked and write fresh CRLs that list them."""
+    """Mark leaves revoked and write fresh CRLs that list them.
+
+    For keyCompromise, every certificate carrying the same key is revoked too (`listing`, the names in
+    the PKI directory, is where archived backups are found): coverage.sharing_key.
+    """
     now = now or certs.utcnow()
     if reason not in REASONS:
         raise InputError(f"unknown --reason {reason!r}; use one of {', '.join(REASONS)}")
@@ -107,6 +113,10 @@ def plan_revoke(
         e = replace(e, revoked=iso(now), revocation_reason=reason)
         m = m.with_cert(e)
         done.append(e)
+    if reason == "keyCompromise":
+        for e in sharing_key(m, ca, done, read, listing, now=now):
+            m = m.with_cert(e)
+            done.append(e)
     return plan_crl(m, ca, read, days=crl_days, now=now, done=tuple(done))
 
 
