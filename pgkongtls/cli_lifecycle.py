@@ -191,9 +191,9 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
       pgkongtls renew --dir pki --expiring-within 30d
     """
     from pgkongtls import fsio, ops
-    from pgkongtls.lifecycle import parse_window
+    from pgkongtls.durations import parse_duration
 
-    window = parse_window(expiring_within) if expiring_within is not None else None
+    window = parse_duration(expiring_within, "--expiring-within") if expiring_within is not None else None
     change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
                        ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     if change is None:

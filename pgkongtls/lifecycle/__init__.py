@@ -24,7 +24,6 @@ from pgkongtls.lifecycle.base import (
     load_ca,
     load_key,
     lookup,
-    parse_window,
     validate_name,
     verify_files,
 )
@@ -38,6 +37,6 @@ __all__ = [
     "CA_LEVELS", "CRL_FILE", "DEFAULT_CRL_DAYS", "DEFAULT_WARN_DAYS", "LEAF_ROLES", "REASONS", "RESERVED_NAMES",
     "Ca", "CertStatus", "Change", "CrlStatus", "LeafRequest", "Manifest", "Notice", "Reader", "Remedy", "Status",
     "build_crls", "check_days", "client_cn", "compute_status", "load_ca", "load_crls", "load_key", "lookup",
-    "parse_window", "plan_crl", "plan_issue", "plan_renew", "plan_revoke", "previous_crl_number", "select_expiring",
+    "plan_crl", "plan_issue", "plan_renew", "plan_revoke", "previous_crl_number", "select_expiring",
     "validate_name", "verify_files",
 ]
