@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_WARN_DAYS, KEY_TYPES
-from pgkongtls.cli import lock_wait, main, stderr_console, wait_option
+from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_WARN_DAYS, KEY_TYPES, output
+from pgkongtls.cli import lock_wait, main, wait_option
 from pgkongtls.manifest import REVOCATION_REASONS
 
 if TYPE_CHECKING:
@@ -51,18 +51,11 @@ def crl_days_option() -> Decorator[Any]:
 
 def print_entries(title: str, entries: tuple[CertEntry, ...]) -> None:
     """A short table of what a command did (the first MAX_ROWS rows), on stderr."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for col in ("name", "role", "subject / SANs", "serial", "expires"):
-        table.add_column(col)
-    for e in entries[:MAX_ROWS]:
-        who = e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else "")
-        table.add_row(escape(e.name), e.role, escape(who), e.serial[:16] + "…", e.not_after[:10])
+    rows = [(e.name, e.role, e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else ""), e.serial[:16] + "…",
+             e.not_after[:10]) for e in entries[:MAX_ROWS]]
     if len(entries) > MAX_ROWS:
-        table.add_row(f"… {len(entries) - MAX_ROWS} more", "", "", "", "")
-    stderr_console().print(table)
+        rows.append((f"… {len(entries) - MAX_ROWS} more", "", "", "", ""))
+    output.table(title, ("name", "role", "subject / SANs", "serial", "expires"), rows)
 
 
 #: What the printed bundle command is followed by (bundle prints the install command itself).
@@ -77,11 +70,7 @@ def redeploy(pki_dir: Path, host: str, name: str | None = None) -> str:
 
 
 def print_next(steps: list[str]) -> None:
-    from rich.markup import escape
-
-    console = stderr_console()
-    for step in steps:
-        console.print(f"next: {escape(step)}", soft_wrap=True)  # a hint is a command: never wrapped
+    output.hints(steps)
 
 
 @main.group()
@@ -197,7 +186,7 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
     change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
                        ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     if change is None:
-        stderr_console().print(f"nothing expires within {expiring_within}; nothing renewed")
+        output.line(f"nothing expires within {expiring_within}; nothing renewed")
         return
     print_entries(f"renewed in {pki_dir}", change.done)
     steps = [redeploy(pki_dir, "postgres" if e.role == "server" else "kong", e.name) for e in change.done[:MAX_ROWS]]
@@ -233,7 +222,7 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
     _print_crl(pki_dir, change)
     for e in change.done:
         if e.role == "server":
-            stderr_console().print(
+            output.line(
                 f"note: Kong never checks a CRL for the database's certificate (libpq only with sslcrl=); "
                 f"replace {e.name} on the database host: pgkongtls renew --dir {pki_dir} {e.name}")
 
@@ -241,7 +230,7 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
 def _print_crl(pki_dir: Path, change: Change) -> None:
     m = change.manifest
     levels = "intermediate and root" if m.chain == "intermediate" else "root"
-    stderr_console().print(f"wrote {pki_dir / (m.crl_file or '')}: CRLs of the {levels} CA, next update {m.crl_next_update}")
+    output.line(f"wrote {pki_dir / (m.crl_file or '')}: CRLs of the {levels} CA, next update {m.crl_next_update}")
     servers = [e.name for e in m.by_role("server") if not e.revoked]
     print_next([redeploy(pki_dir, "postgres", name) + " (it brings crl.pem and sets ssl_crl_file)" for name in servers])
 
@@ -329,27 +318,20 @@ def status_json(pki_dir: Path, st: Status) -> dict[str, Any]:
 
 def print_status(pki_dir: Path, st: Status) -> None:
     """The status table and the warnings, on stderr."""
-    from rich.markup import escape
-    from rich.table import Table
-
     colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim"}
-    table = Table(title=f"{pki_dir} at {st.now} (serials, issuers: --json)", title_justify="left")
-    for col in ("name", "role", "CN / SANs", "not after", "days", "state"):
-        table.add_column(col, justify="right" if col == "days" else "left", no_wrap=col not in ("name", "CN / SANs"),
-                         overflow="fold")
+    rows: list[tuple[output.Cell, ...]] = []
     for c in st.certificates:
         who = c.cn + (f"\nSAN: {', '.join(c.sans)}" if c.sans else "")
         base, archived, _ = c.name.partition("@")  # a revoked certificate kept for the CRL: NAME@serial
         name = f"{base}@{c.serial[:8]}…" if archived else c.name
-        table.add_row(escape(name), c.role, escape(who), c.not_after[:10], str(c.days_left),
-                      f"[{colour[c.state]}]{c.state}[/]")
+        rows.append((name, c.role, who, c.not_after[:10], str(c.days_left), (c.state, colour[c.state])))
     if st.crl is not None:
-        table.add_row(escape(st.crl.file), "CRL", "nextUpdate", st.crl.next_update[:10],
-                      str(st.crl.days_left), f"[{colour[st.crl.state]}]{st.crl.state}[/]")
-    console = stderr_console()
-    console.print(table)
+        rows.append((st.crl.file, "CRL", "nextUpdate", st.crl.next_update[:10], str(st.crl.days_left),
+                     (st.crl.state, colour[st.crl.state])))
+    output.table(f"{pki_dir} at {st.now} (serials, issuers: --json)", ("name", "role", "CN / SANs", "not after", "days", "state"),
+                 rows, right=("days",), no_wrap=("role", "not after", "days", "state"))
     for n in st.notices:
-        label = "[bold red]EXPIRED:[/]" if n.severity == "expired" else "[yellow]warning:[/]"
-        console.print(f"{label} {escape(notice_text(pki_dir, n))}")
+        label = ("EXPIRED:", "bold red") if n.severity == "expired" else ("warning:", "yellow")
+        output.line(notice_text(pki_dir, n), label=label)
     if not st.notices:
-        console.print(f"nothing expires within {st.warn_days} days")
+        output.line(f"nothing expires within {st.warn_days} days")
