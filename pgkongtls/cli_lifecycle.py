@@ -31,6 +31,10 @@ MAX_ROWS = 20
 #: `status` exit code when a certificate in service or the CRL has expired
 #: (1 is any error, 2 is click's usage error).
 EXIT_EXPIRED = 3
+#: `status --fail-within` exit code when something in service expires within the window.
+EXIT_DUE = 4
+#: `status --format`: the first is the default.
+STATUS_FORMATS = ("table", "json", "prometheus")
 
 
 def dir_option() -> Decorator[Any]:
@@ -261,9 +265,14 @@ def crl(pki_dir: Path, crl_days: int, passphrase_file: Path | None) -> None:
 @dir_option()
 @click.option("--warn-days", type=int, default=DEFAULT_WARN_DAYS, show_default=True,
               help="Warn when a certificate or the CRL's nextUpdate is this close.")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout instead of the table.")
+@click.option("--format", "output_format", type=click.Choice(STATUS_FORMATS), default=STATUS_FORMATS[0],
+              show_default=True, help="table for people (stderr); json or prometheus (node-exporter textfile) on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--fail-within", default=None, metavar="DURATION",
+              help=f"Exit {EXIT_DUE} when anything in service (CAs and CRLs too) expires within DURATION (30d, 12h, 2w).")
 @click.pass_context
-def status(ctx: click.Context, pki_dir: Path, warn_days: int, as_json: bool) -> None:
+def status(ctx: click.Context, pki_dir: Path, warn_days: int, output_format: str, as_json: bool,
+           fail_within: str | None) -> None:
     """Show every certificate and the CRL with days left; for people, cron and monitoring.
 
     \b
@@ -272,20 +281,34 @@ def status(ctx: click.Context, pki_dir: Path, warn_days: int, as_json: bool) -> 
       1  error: the PKI cannot be read, or a file differs from the manifest
       2  usage error
       3  a certificate in service, or the CRL, has expired
+      4  something in service expires within --fail-within
 
     \b
     Example:
       pgkongtls status --dir pki
-      pgkongtls status --dir pki --json --warn-days 45 | jq '.warnings[]'
+      pgkongtls status --dir pki --json --warn-days 45 | jq '.notices[]'
+      pgkongtls status --dir pki --fail-within 30d
+      pgkongtls status --dir pki --format prometheus > /var/lib/node_exporter/textfile/pgkongtls.prom
     """
-    from pgkongtls import ops
+    from pgkongtls import lifecycle, ops
+    from pgkongtls.durations import parse_duration
 
+    if as_json and output_format not in ("table", "json"):
+        raise click.UsageError(f"--json and --format {output_format} ask for two outputs; pass only one.")
+    window = parse_duration(fail_within, "--fail-within") if fail_within is not None else None
     st = ops.status(pki_dir, warn_days=warn_days)
-    if as_json:
+    if as_json or output_format == "json":
         click.echo(json.dumps(status_json(pki_dir, st), indent=2))
+    elif output_format == "prometheus":
+        from pgkongtls.metrics import render_prometheus
+
+        click.echo(render_prometheus(st, str(pki_dir)), nl=False)
     else:
         print_status(pki_dir, st)
-    ctx.exit(status_exit_code(st))
+    due = lifecycle.due_within(st, window) if window is not None else []
+    if due and not st.expired:
+        output.line(f"expires within {fail_within}: {', '.join(due)}", label=("FAIL:", "bold red"))
+    ctx.exit(status_exit_code(st) or (EXIT_DUE if due else 0))
 
 
 def status_exit_code(st: Status) -> int:
