@@ -151,13 +151,6 @@ def _refuse_non_utf8(args: list[str]) -> None:
             _error_line(f"argument '{printable(arg)}' contains a NUL character", 2)
 
 
-def stderr_console() -> Any:
-    """People's output. No emoji codes: a fingerprint such as ...:CD:... must not turn into a picture."""
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, emoji=False)
-
-
 def fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
@@ -202,37 +195,17 @@ def print_manifest_json(m: Manifest) -> None:
 
 
 def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
-    """What was written, for people, on stderr: a rich table on a terminal, plain lines otherwise."""
+    """What was written, for people, on stderr."""
     rows: list[tuple[str, str, str, str]] = []
     for e in m.certificates.values():
         rows.append((e.file, e.role, e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else ""), e.not_after[:10]))
         rows.append((e.key_file, "key (0600)", "", ""))
     if m.mode == "ca":
         rows.append(("chain.crt", "CA chain", "intermediate + root" if m.chain == "intermediate" else "root", ""))
-    title = f"PKI written to {out}"
-    if not sys.stderr.isatty():
-        # A log, CI or a script: rich would only add box lines here, and its import is a fifth
-        # of an ECDSA init's wall time (bench/init_vs_openssl.py).
-        width = [max(len(r[i].replace("\n", "; ")) for r in rows) for i in range(3)]
-        click.echo(title, err=True)
-        for row in rows:
-            cells = [c.replace("\n", "; ").ljust(w) for c, w in zip(row, width, strict=False)] + [row[3]]
-            click.echo(("  " + "  ".join(cells)).rstrip(), err=True)
-        for step in next_steps:
-            click.echo(f"next: {step}", err=True)
-        return
-    from rich.markup import escape
-    from rich.table import Table
+    from pgkongtls import output
 
-    table = Table(title=title, title_justify="left")
-    for col in ("file", "role", "subject / SANs", "expires"):
-        table.add_column(col)
-    for file, role, who, expires in rows:
-        table.add_row(escape(file), role, escape(who), expires)
-    console = stderr_console()
-    console.print(table)
-    for step in next_steps:
-        console.print(f"next: {escape(step)}")
+    output.table(f"PKI written to {out}", ("file", "role", "subject / SANs", "expires"), rows)
+    output.hints(next_steps)
 
 
 @main.command()
@@ -453,9 +426,10 @@ def render(target: str, pki_dir: Path, pg_dir: str | None, kong_dir: str | None,
         click.echo("".join(out.values()), nl=False)
         return
     fsio.write_outputs(write_dir, out, overwrite=force)
-    console = stderr_console()
+    from pgkongtls import output
+
     for name in out:
-        console.print(f"wrote {write_dir / name}")
+        output.line(f"wrote {write_dir / name}")
 
 
 def run() -> None:

@@ -13,13 +13,13 @@ from typing import Any
 
 import click
 
-from pgkongtls.cli import fail, main, stderr_console
+from pgkongtls import output
+from pgkongtls.cli import fail, main
 
 
 def _plain(lines: list[str]) -> None:
-    console = stderr_console()
     for line in lines:
-        console.print(line, soft_wrap=True, markup=False)
+        output.line(line)
 
 
 @main.group()

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pgkongtls import DEFAULT_WARN_DAYS
-from pgkongtls.cli import main, stderr_console
+from pgkongtls import DEFAULT_WARN_DAYS, output
+from pgkongtls.cli import main
 from pgkongtls.consumers import KONG_DEFAULT_OS_USER
 
 if TYPE_CHECKING:
@@ -25,22 +25,13 @@ if TYPE_CHECKING:
 
 
 def print_findings(findings: list[Finding], what: str) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = stderr_console()
     if not findings:
-        console.print(f"verify: no problems found in {escape(what)}", soft_wrap=True)
+        output.line(f"verify: no problems found in {what}")
         return
-    table = Table(title=f"pgkongtls verify: {escape(what)}", title_justify="left", show_lines=True)
-    for col in ("severity", "id", "file", "finding", "fix"):
-        table.add_column(col, overflow="fold")
-    for f in findings:
-        style = "red" if f.severity == "error" else "yellow"
-        table.add_row(f"[{style}]{f.severity}[/]", f.id, escape(f.file), escape(f.message), escape(f.fix))
-    console.print(table)
+    rows = [((f.severity, "red" if f.severity == "error" else "yellow"), f.id, f.file, f.message, f.fix) for f in findings]
+    output.table(f"pgkongtls verify: {what}", ("severity", "id", "file", "finding", "fix"), rows, lines=True)
     errors = sum(f.severity == "error" for f in findings)
-    console.print(f"{errors} error(s), {len(findings) - errors} warning(s)", soft_wrap=True)
+    output.line(f"{errors} error(s), {len(findings) - errors} warning(s)")
 
 
 @main.command()
@@ -86,32 +77,26 @@ def verify(directory: Path | None, postgresql_conf: Path | None, pg_hba: Path | 
                          kong_conf=kong_conf, pg_os_user=pg_os_user, kong_os_user=kong_os_user)
     findings = v.run_checks(data, now=utcnow(), warn_days=warn_days, edition=edition)
     what = ", ".join(str(p) for p in (directory, postgresql_conf, pg_hba, pg_ident, kong_conf) if p is not None)
-    print_findings(findings, what)
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        print_findings(findings, what)
     if any(f.severity == "error" for f in findings):
         sys.exit(1)
 
 
 def print_report(r: ProbeReport) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = stderr_console()
     if not r.ssl:
-        console.print(f"probe {escape(r.target)}: TLS refused")
+        output.line(f"probe {r.target}: TLS refused")
     else:
-        console.print(f"probe {escape(r.target)}: {r.protocol}, {escape(r.cipher)}", soft_wrap=True)
-        table = Table(title="certificates the server presented", title_justify="left", show_lines=True)
-        for col in ("#", "subject", "issuer", "SANs", "not after", "SHA-256 (--json: full)"):
-            table.add_column(col, overflow="fold")
-        for i, c in enumerate(r.presented):
-            table.add_row(str(i), escape(c.subject), escape(c.issuer), escape(", ".join(c.sans)), c.not_after,
-                          c.sha256[:23] + "…")
-        console.print(table)
+        output.line(f"probe {r.target}: {r.protocol}, {r.cipher}")
+        rows = [(str(i), c.subject, c.issuer, ", ".join(c.sans), c.not_after, c.sha256[:23] + "…")
+                for i, c in enumerate(r.presented)]
+        output.table("certificates the server presented", ("#", "subject", "issuer", "SANs", "not after",
+                                                           "SHA-256 (--json: full)"), rows, lines=True)
     for verdict in r.verdicts:
-        mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[yellow]NOTE[/]"}[verdict.ok]
-        console.print(f"{mark} {verdict.name}: {escape(verdict.detail)}", soft_wrap=True)
+        mark = {True: ("PASS", "green"), False: ("FAIL", "red"), None: ("NOTE", "yellow")}[verdict.ok]
+        output.line(f"{verdict.name}: {verdict.detail}", label=mark)
 
 
 @main.command()
@@ -147,8 +132,9 @@ def probe(target: str, kong_conf: Path | None, ca: Path | None, depth: int | Non
     opts = p.options_from(kong_conf=kong_conf, ca=ca, depth=depth, cert=cert, key=key, user=user,
                           database=database, timeout=timeout)
     report = p.probe(p.parse_target(target), opts)
-    print_report(report)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        print_report(report)
     if report.failed:
         sys.exit(1)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_SERVER_EKU, DEFAULT_WARN_DAYS, KEY_TYPES, SERVER_EKUS
-from pgkongtls.cli import lock_wait, main, stderr_console, wait_option
+from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_SERVER_EKU, DEFAULT_WARN_DAYS, KEY_TYPES, SERVER_EKUS, output
+from pgkongtls.cli import lock_wait, main, wait_option
 from pgkongtls.manifest import REVOCATION_REASONS
 
 if TYPE_CHECKING:
@@ -31,6 +31,10 @@ MAX_ROWS = 20
 #: `status` exit code when a certificate in service or the CRL has expired
 #: (1 is any error, 2 is click's usage error).
 EXIT_EXPIRED = 3
+#: `status --fail-within` exit code when something in service expires within the window.
+EXIT_DUE = 4
+#: `status --format`: the first is the default.
+STATUS_FORMATS = ("table", "json", "prometheus")
 
 
 def dir_option() -> Decorator[Any]:
@@ -51,18 +55,11 @@ def crl_days_option() -> Decorator[Any]:
 
 def print_entries(title: str, entries: tuple[CertEntry, ...]) -> None:
     """A short table of what a command did (the first MAX_ROWS rows), on stderr."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for col in ("name", "role", "subject / SANs", "serial", "expires"):
-        table.add_column(col)
-    for e in entries[:MAX_ROWS]:
-        who = e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else "")
-        table.add_row(escape(e.name), e.role, escape(who), e.serial[:16] + "…", e.not_after[:10])
+    rows = [(e.name, e.role, e.cn + (f"\nSAN: {', '.join(e.sans)}" if e.sans else ""), e.serial[:16] + "…",
+             e.not_after[:10]) for e in entries[:MAX_ROWS]]
     if len(entries) > MAX_ROWS:
-        table.add_row(f"… {len(entries) - MAX_ROWS} more", "", "", "", "")
-    stderr_console().print(table)
+        rows.append((f"… {len(entries) - MAX_ROWS} more", "", "", "", ""))
+    output.table(title, ("name", "role", "subject / SANs", "serial", "expires"), rows)
 
 
 #: What the printed bundle command is followed by (bundle prints the install command itself).
@@ -77,11 +74,7 @@ def redeploy(pki_dir: Path, host: str, name: str | None = None) -> str:
 
 
 def print_next(steps: list[str]) -> None:
-    from rich.markup import escape
-
-    console = stderr_console()
-    for step in steps:
-        console.print(f"next: {escape(step)}", soft_wrap=True)  # a hint is a command: never wrapped
+    output.hints(steps)
 
 
 @main.group()
@@ -201,14 +194,14 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
       pgkongtls renew --dir pki client --revoke-old
     """
     from pgkongtls import fsio, ops
-    from pgkongtls.lifecycle import parse_window
+    from pgkongtls.durations import parse_duration
 
-    window = parse_window(expiring_within) if expiring_within is not None else None
+    window = parse_duration(expiring_within, "--expiring-within") if expiring_within is not None else None
     change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
                        ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
                        revoke_old=revoke_old, crl_days=crl_days)
     if change is None:
-        stderr_console().print(f"nothing expires within {expiring_within}; nothing renewed")
+        output.line(f"nothing expires within {expiring_within}; nothing renewed")
         return
     print_entries(f"renewed in {pki_dir}", change.done)
     if revoke_old:
@@ -247,11 +240,11 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
     print_entries(f"revoked in {pki_dir}", change.done)
     also = [e.name for e in change.done if e.name not in names]
     if also:
-        stderr_console().print(f"revoked as well, same key: {', '.join(also)}", soft_wrap=True)
+        output.line(f"revoked as well, same key: {', '.join(also)}")
     _print_crl(pki_dir, change)
     for e in change.done:
         if e.role == "server":
-            stderr_console().print(
+            output.line(
                 f"note: Kong never checks a CRL for the database's certificate (libpq only with sslcrl=); "
                 f"replace {e.name} on the database host: pgkongtls renew --dir {pki_dir} {e.name}")
 
@@ -259,7 +252,7 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
 def _print_crl(pki_dir: Path, change: Change, *, hints: bool = True) -> None:
     m = change.manifest
     levels = "intermediate and root" if m.chain == "intermediate" else "root"
-    stderr_console().print(f"wrote {pki_dir / (m.crl_file or '')}: CRLs of the {levels} CA, next update {m.crl_next_update}")
+    output.line(f"wrote {pki_dir / (m.crl_file or '')}: CRLs of the {levels} CA, next update {m.crl_next_update}")
     if not hints:
         return
     servers = [e.name for e in m.by_role("server") if not e.revoked]
@@ -292,9 +285,14 @@ def crl(pki_dir: Path, crl_days: int, passphrase_file: Path | None) -> None:
 @dir_option()
 @click.option("--warn-days", type=int, default=DEFAULT_WARN_DAYS, show_default=True,
               help="Warn when a certificate or the CRL's nextUpdate is this close.")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout instead of the table.")
+@click.option("--format", "output_format", type=click.Choice(STATUS_FORMATS), default=STATUS_FORMATS[0],
+              show_default=True, help="table for people (stderr); json or prometheus (node-exporter textfile) on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--fail-within", default=None, metavar="DURATION",
+              help=f"Exit {EXIT_DUE} when anything in service (CAs and CRLs too) expires within DURATION (30d, 12h, 2w).")
 @click.pass_context
-def status(ctx: click.Context, pki_dir: Path, warn_days: int, as_json: bool) -> None:
+def status(ctx: click.Context, pki_dir: Path, warn_days: int, output_format: str, as_json: bool,
+           fail_within: str | None) -> None:
     """Show every certificate and the CRL with days left; for people, cron and monitoring.
 
     \b
@@ -303,20 +301,34 @@ def status(ctx: click.Context, pki_dir: Path, warn_days: int, as_json: bool) -> 
       1  error: the PKI cannot be read, or a file differs from the manifest
       2  usage error
       3  a certificate in service, or the CRL, has expired
+      4  something in service expires within --fail-within
 
     \b
     Example:
       pgkongtls status --dir pki
-      pgkongtls status --dir pki --json --warn-days 45 | jq '.warnings[]'
+      pgkongtls status --dir pki --json --warn-days 45 | jq '.notices[]'
+      pgkongtls status --dir pki --fail-within 30d
+      pgkongtls status --dir pki --format prometheus > /var/lib/node_exporter/textfile/pgkongtls.prom
     """
-    from pgkongtls import ops
+    from pgkongtls import lifecycle, ops
+    from pgkongtls.durations import parse_duration
 
+    if as_json and output_format not in ("table", "json"):
+        raise click.UsageError(f"--json and --format {output_format} ask for two outputs; pass only one.")
+    window = parse_duration(fail_within, "--fail-within") if fail_within is not None else None
     st = ops.status(pki_dir, warn_days=warn_days)
-    if as_json:
+    if as_json or output_format == "json":
         click.echo(json.dumps(status_json(pki_dir, st), indent=2))
+    elif output_format == "prometheus":
+        from pgkongtls.metrics import render_prometheus
+
+        click.echo(render_prometheus(st, str(pki_dir)), nl=False)
     else:
         print_status(pki_dir, st)
-    ctx.exit(status_exit_code(st))
+    due = lifecycle.due_within(st, window) if window is not None else []
+    if due and not st.expired:
+        output.line(f"expires within {fail_within}: {', '.join(due)}", label=("FAIL:", "bold red"))
+    ctx.exit(status_exit_code(st) or (EXIT_DUE if due else 0))
 
 
 def status_exit_code(st: Status) -> int:
@@ -349,27 +361,20 @@ def status_json(pki_dir: Path, st: Status) -> dict[str, Any]:
 
 def print_status(pki_dir: Path, st: Status) -> None:
     """The status table and the warnings, on stderr."""
-    from rich.markup import escape
-    from rich.table import Table
-
     colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim"}
-    table = Table(title=f"{pki_dir} at {st.now} (serials, issuers: --json)", title_justify="left")
-    for col in ("name", "role", "CN / SANs", "not after", "days", "state"):
-        table.add_column(col, justify="right" if col == "days" else "left", no_wrap=col not in ("name", "CN / SANs"),
-                         overflow="fold")
+    rows: list[tuple[output.Cell, ...]] = []
     for c in st.certificates:
         who = c.cn + (f"\nSAN: {', '.join(c.sans)}" if c.sans else "")
         base, archived, _ = c.name.partition("@")  # a revoked certificate kept for the CRL: NAME@serial
         name = f"{base}@{c.serial[:8]}…" if archived else c.name
-        table.add_row(escape(name), c.role, escape(who), c.not_after[:10], str(c.days_left),
-                      f"[{colour[c.state]}]{c.state}[/]")
+        rows.append((name, c.role, who, c.not_after[:10], str(c.days_left), (c.state, colour[c.state])))
     if st.crl is not None:
-        table.add_row(escape(st.crl.file), "CRL", "nextUpdate", st.crl.next_update[:10],
-                      str(st.crl.days_left), f"[{colour[st.crl.state]}]{st.crl.state}[/]")
-    console = stderr_console()
-    console.print(table)
+        rows.append((st.crl.file, "CRL", "nextUpdate", st.crl.next_update[:10], str(st.crl.days_left),
+                     (st.crl.state, colour[st.crl.state])))
+    output.table(f"{pki_dir} at {st.now} (serials, issuers: --json)", ("name", "role", "CN / SANs", "not after", "days", "state"),
+                 rows, right=("days",), no_wrap=("role", "not after", "days", "state"))
     for n in st.notices:
-        label = "[bold red]EXPIRED:[/]" if n.severity == "expired" else "[yellow]warning:[/]"
-        console.print(f"{label} {escape(notice_text(pki_dir, n))}")
+        label = ("EXPIRED:", "bold red") if n.severity == "expired" else ("warning:", "yellow")
+        output.line(notice_text(pki_dir, n), label=label)
     if not st.notices:
-        console.print(f"nothing expires within {st.warn_days} days")
+        output.line(f"nothing expires within {st.warn_days} days")

@@ -71,7 +71,10 @@ def test_verify_source_document_json_and_table(source_doc: Path) -> None:
         ("ca-key-usage", "root.crt"), ("ca-key-usage", "intermediate.crt"),
         ("chain-strict", "server.crt"), ("chain-strict", "client.crt")}
     assert set(found[0]) == {"id", "severity", "file", "message", "fix"}
-    assert "ca-key-usage" in r.stderr and "4 error(s), 5 warning(s)" in r.stderr
+    assert r.stderr == ""  # --json: the JSON on stdout and no table on stderr
+    table = run("verify", str(source_doc))
+    assert table.exit_code == 1 and table.stdout == ""
+    assert "ca-key-usage" in table.stderr and table.stderr.endswith("\n4 error(s), 5 warning(s)\n")
 
 
 def test_verify_warnings_only_exit_0(source_doc: Path, tmp_path: Path) -> None:

@@ -182,7 +182,9 @@ def test_renew_expiring_within_renews_what_is_due(tmp_path: Path) -> None:
     (["nope"], "no certificate named 'nope' in this PKI; pgkongtls status lists them"),
     (["root"], "root is a CA; renew re-issues server and client certificates; for a new CA re-create the PKI "
                "with pgkongtls init --force"),
-    (["--expiring-within", "soon"], "invalid --expiring-within 'soon': use days like 30d (or 12h, 2w)"),
+    (["--expiring-within", "soon"],
+     "invalid --expiring-within 'soon': use a number and a unit, like 30d (h hours, d days, w weeks)"),
+    (["--expiring-within", "30"], "--expiring-within 30 has no unit; write 30d for days (or h hours, w weeks)"),
 ])
 def test_renew_bad_input(pki: Path, tmp_path: Path, args: list[str], message: str) -> None:
     refused(tmp_path, ["renew", *args], message)

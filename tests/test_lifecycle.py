@@ -141,20 +141,6 @@ def test_client_cns_that_pg_ident_or_pg_hba_would_misread_are_refused(cn: str, m
     assert str(e.value) == message
 
 
-@pytest.mark.parametrize(("text", "delta"), [
-    ("30d", dt.timedelta(days=30)), ("12h", dt.timedelta(hours=12)), ("2w", dt.timedelta(weeks=2)),
-    ("7", dt.timedelta(days=7)),
-])
-def test_expiring_within_windows(text: str, delta: dt.timedelta) -> None:
-    assert lifecycle.parse_window(text) == delta
-
-
-@pytest.mark.parametrize("text", ["30x", "-1d", "", "d", "1.5d"])
-def test_bad_expiring_within_is_refused(text: str) -> None:
-    with pytest.raises(InputError, match=r"^invalid --expiring-within .*: use days like 30d \(or 12h, 2w\)$"):
-        lifecycle.parse_window(text)
-
-
 # ---------------------------------------------------------------- issue
 
 def test_issue_clients_chain_to_the_intermediate_with_their_own_cn(pki: Path) -> None:

@@ -24,22 +24,21 @@ from pgkongtls.lifecycle.base import (
     load_ca,
     load_key,
     lookup,
-    parse_window,
     validate_name,
     verify_files,
 )
 from pgkongtls.lifecycle.coverage import plan_revoke_old, sharing_key
 from pgkongtls.lifecycle.issue import plan_issue
 from pgkongtls.lifecycle.renew import plan_renew, select_expiring
-from pgkongtls.lifecycle.revoke import REASONS, build_crls, load_crls, plan_crl, plan_revoke, previous_crl_number
-from pgkongtls.lifecycle.status import CertStatus, CrlStatus, Notice, Remedy, Status, compute_status
+from pgkongtls.lifecycle.revoke import REASONS, build_crls, crl_levels, load_crls, plan_crl, plan_revoke, previous_crl_number
+from pgkongtls.lifecycle.status import CertStatus, CrlStatus, Notice, Remedy, Status, compute_status, due_within
 from pgkongtls.manifest import CRL_FILE, Change, Manifest
 
 __all__ = [
     "CA_LEVELS", "CRL_FILE", "DEFAULT_CRL_DAYS", "DEFAULT_WARN_DAYS", "LEAF_ROLES", "REASONS", "RESERVED_NAMES",
     "Ca", "CertStatus", "Change", "CrlStatus", "LeafRequest", "Manifest", "Notice", "Reader", "Remedy", "Status",
-    "build_crls", "check_days", "client_cn", "compute_status", "load_ca", "load_crls", "load_key", "lookup",
-    "parse_window", "plan_crl", "plan_issue", "plan_renew", "plan_revoke", "plan_revoke_old", "previous_crl_number",
+    "build_crls", "check_days", "client_cn", "compute_status", "crl_levels", "due_within", "load_ca", "load_crls",
+    "load_key", "lookup", "plan_crl", "plan_issue", "plan_renew", "plan_revoke", "plan_revoke_old", "previous_crl_number",
     "select_expiring", "sharing_key",
     "validate_name", "verify_files",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ LEAF_ROLES = ("server", "client")
 #: Names pgkongtls' own files use (root.crt, chain.crt, crl.pem, pgkongtls.json).
 RESERVED_NAMES = frozenset({"root", "intermediate", "chain", "crl", "pgkongtls"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_WINDOW = re.compile(r"([0-9]{1,5})([hdw]?)")
 
 
 @dataclass(frozen=True)
@@ -81,15 +79,6 @@ def check_days(days: int, what: str, lo: int = 1, hi: int = MAX_DAYS) -> int:
     if not lo <= days <= hi:
         raise InputError(f"{what} must be between {lo} and {hi} days, got {days}")
     return days
-
-
-def parse_window(text: str) -> dt.timedelta:
-    """`--expiring-within`: 30d, 12h, 2w, or a bare number of days."""
-    m = _WINDOW.fullmatch(text.strip())
-    if not m:
-        raise InputError(f"invalid --expiring-within {text!r}: use days like 30d (or 12h, 2w)")
-    n, unit = int(m.group(1)), m.group(2) or "d"
-    return {"h": dt.timedelta(hours=n), "d": dt.timedelta(days=n), "w": dt.timedelta(weeks=n)}[unit]
 
 
 def lookup(m: Manifest, name: str) -> CertEntry:

@@ -132,3 +132,9 @@ def load_crls(m: Manifest, found: dict[str, x509.Certificate], data: bytes | Non
     if not ok or min((iso(c.next_update_utc) for c in crls if c.next_update_utc), default=None) != m.crl_next_update:
         raise pkiload.NotAsRecorded(m.crl_file, pkiload.RESIGN)
     return crls
+
+
+def crl_levels(found: dict[str, x509.Certificate], crls: list[x509.CertificateRevocationList]) -> tuple[tuple[str, str], ...]:
+    """(CA level, nextUpdate) of each CRL load_crls accepted, root last as build_crls writes them."""
+    level_of = {found[n].subject: n for n in CA_LEVELS if n in found}
+    return tuple((level_of[c.issuer], iso(c.next_update_utc)) for c in crls if c.next_update_utc and c.issuer in level_of)

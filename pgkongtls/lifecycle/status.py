@@ -69,11 +69,20 @@ class Status:
     certificates: tuple[CertStatus, ...]
     crl: CrlStatus | None
     notices: tuple[Notice, ...]
+    #: (CA level, nextUpdate) of each CRL in the CRL file: every level's is a deadline of its own.
+    crl_levels: tuple[tuple[str, str], ...] = ()
 
     @property
     def expired(self) -> list[str]:
         """Names of what has expired while in service (certificates, the CRL)."""
         return [n.name for n in self.notices if n.severity == "expired"]
+
+
+def due_within(st: Status, window: dt.timedelta) -> list[str]:
+    """What is in service (CAs and CRLs included, revoked leaves not) and expires within `window`: cron's gate."""
+    until = parse_iso(st.now) + window
+    due = [c.name for c in st.certificates if c.state != "revoked" and parse_iso(c.not_after) <= until]
+    return due + ([st.crl.file] if st.crl is not None and parse_iso(st.crl.next_update) <= until else [])
 
 
 def _days_left(when: dt.datetime, now: dt.datetime) -> int:
@@ -86,8 +95,9 @@ def _state(when: dt.datetime, now: dt.datetime, warn: dt.timedelta) -> str:
     return "expiring" if when - now <= warn else "valid"
 
 
-def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: int = DEFAULT_WARN_DAYS) -> Status:
-    """Every certificate's state plus the CRL's, with a notice for each that is due."""
+def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: int = DEFAULT_WARN_DAYS,
+                   crl_levels: tuple[tuple[str, str], ...] = ()) -> Status:
+    """Every certificate's state plus the CRL's (`crl_levels`: each level's nextUpdate), with a notice for each that is due."""
     now = now or certs.utcnow()
     check_days(warn_days, "--warn-days", 0, MAX_DAYS)
     warn = dt.timedelta(days=warn_days)
@@ -116,4 +126,4 @@ def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: in
             notices.append(Notice(m.crl_file, "warning", f"{m.crl_file} nextUpdate is in {crl.days_left} days "
                                   f"({m.crl_next_update[:10]}): then PostgreSQL refuses every client certificate",
                                   Remedy.RESIGN_CRL))
-    return Status(iso(now), warn_days, tuple(rows), crl, tuple(notices))
+    return Status(iso(now), warn_days, tuple(rows), crl, tuple(notices), crl_levels)
