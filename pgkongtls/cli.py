@@ -25,6 +25,7 @@ from pgkongtls import (
     SERVER_EKUS,
     __version__,
 )
+from pgkongtls.cli_options import DAYS, PORT, dir_option
 from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
 from pgkongtls.cli_topology import topology_options
 from pgkongtls.consumers import KONG_DEFAULT_OS_USER, KONG_PG_SSL_VERSIONS, PG_DEFAULT_PORT, PG_MIN_TLS, TLS_PROFILES
@@ -211,8 +212,8 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
 @main.command()
 @click.option("--chain", type=click.Choice(["intermediate", "root"]), default="intermediate", show_default=True,
               help="root → intermediate → leaves, or root → leaves.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
-              help="Directory to create (mode 0700).")
+@click.option("--out", "--dir", "out", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
+              help="PKI directory to create (mode 0700).")
 @click.option("--db-host", "db_hosts", multiple=True, default=("localhost",), show_default=True,
               help="DNS name or IP of the database; repeat for more. The first is also the CN.")
 @click.option("--db-user", default="kong", show_default=True, help="PostgreSQL role; the client certificate's CN.")
@@ -220,10 +221,10 @@ def print_summary(out: Path, m: Manifest, next_steps: list[str]) -> None:
 @click.option("--intermediate-cn", default=None,
               help="Intermediate CA common name [default: 'pgkongtls intermediate CA <random>'].")
 @key_type_option()
-@click.option("--days-root", type=int, default=DEFAULT_DAYS_ROOT, show_default=True, help="Root CA lifetime.")
-@click.option("--days-intermediate", type=int, default=DEFAULT_DAYS_INTERMEDIATE, show_default=True,
+@click.option("--days-root", type=DAYS, default=DEFAULT_DAYS_ROOT, show_default=True, help="Root CA lifetime.")
+@click.option("--days-intermediate", type=DAYS, default=DEFAULT_DAYS_INTERMEDIATE, show_default=True,
               help="Intermediate CA lifetime.")
-@click.option("--days", type=int, default=DEFAULT_DAYS_LEAF, show_default=True,
+@click.option("--days", type=DAYS, default=DEFAULT_DAYS_LEAF, show_default=True,
               help="Server and client certificate lifetime.")
 @click.option("--bundle/--no-bundle", default=True, show_default=True,
               help="Append the intermediate to server.crt and client.crt.")
@@ -259,13 +260,13 @@ def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn
 
 @main.command("self-signed")
 @click.option("--test", "is_test", is_flag=True, help="Confirm that this pair is for testing only.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("pki-test"), show_default=True,
-              help="Directory to create (mode 0700).")
+@click.option("--out", "--dir", "out", type=click.Path(path_type=Path), default=Path("pki-test"), show_default=True,
+              help="PKI directory to create (mode 0700).")
 @click.option("--db-host", "db_hosts", multiple=True, default=("localhost",), show_default=True,
               help="DNS name or IP of the database; repeat for more. The first is also the CN.")
 @click.option("--db-user", default="kong", show_default=True, help="PostgreSQL role; the client certificate's CN.")
 @key_type_option()
-@click.option("--days", type=int, default=DEFAULT_DAYS_LEAF, show_default=True, help="Lifetime of both certificates.")
+@click.option("--days", type=DAYS, default=DEFAULT_DAYS_LEAF, show_default=True, help="Lifetime of both certificates.")
 @click.option("--force", is_flag=True, help="Replace an existing PKI in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest on stdout instead of the summary.")
 @wait_option()
@@ -296,8 +297,7 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 
 @main.command()
 @click.argument("target", type=click.Choice(RENDER_TARGETS), metavar="TARGET")
-@click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
-              help="The PKI directory made by pgkongtls init.")
+@dir_option()
 @click.option("--pg-dir", default=None, help="Where the files live on the database host [default: the recorded "
               "deploy path (bundle --ssl-dir, deploy-paths), else /etc/postgresql/pgkongtls; never the PKI].")
 @click.option("--kong-dir", default=None,
@@ -307,7 +307,8 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
 @click.option("--auth", type=click.Choice(["cert", "verify-full", "scram"]), default=None,
               help="pg_hba method [default: cert; scram with --edition oss].")
 @click.option("--database", default="all", show_default=True, help="pg_hba database column.")
-@click.option("--user", default=None, help="pg_hba user column [default: the PKI's db user].")
+@click.option("--db-user", "--user", "user", default=None,
+              help="PostgreSQL role: pg_hba user column, libpq/jdbc user [default: the PKI's db user].")
 @click.option("--address", default="all", show_default=True, help="pg_hba address column.")
 @click.option("--reject-plaintext/--allow-plaintext", default=True, show_default=True,
               help="Add 'hostnossl all all all reject'.")
@@ -324,16 +325,17 @@ RENDER_TARGETS = ("postgres", "hba", "ident", "kong", "kong-env", "libpq", "jdbc
               help="The user Kong's workers run as (nginx_user): who must be able to read client.key.")
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--client", "client_name", default="client", show_default=True, help="Client certificate name.")
-@click.option("--host", default=None, help="libpq / kong --connection host [default: --server's first SAN]; "
+@click.option("--db-host", "--host", "host", default=None, help="libpq / kong --connection host [default: --server's first SAN]; "
               "must be in its certificate.")
 @click.option("--connection", is_flag=True, help="kong: also pg_host, pg_port, pg_user, pg_database "
               "(pg_ro_host: --ro-server).")
-@click.option("--port", type=int, default=PG_DEFAULT_PORT, show_default=True, help="libpq/jdbc port.")
+@click.option("--port", type=PORT, default=PG_DEFAULT_PORT, show_default=True, help="libpq/jdbc port.")
 @click.option("--url", is_flag=True, help="libpq: a postgresql:// URL (node-postgres) instead of keywords.")
 @click.option("--for", "k8s_for", type=click.Choice(K8S_TARGETS), default=None,
               help="kubernetes: whose Secret shapes to write.")
 @click.option("--namespace", default="default", show_default=True, help="kubernetes: metadata.namespace.")
-@click.option("--name", "k8s_prefix", default="pgkongtls", show_default=True, help="kubernetes: object name prefix.")
+@click.option("--prefix", "--name", "k8s_prefix", default="pgkongtls", show_default=True,
+              help="kubernetes: object name prefix.")
 @click.option("--with-keys", is_flag=True, help="kubernetes: put private keys into the Secrets (never elsewhere).")
 @click.option("--include-ca-key", is_flag=True, help="kubernetes: hand the issuing CA key over (cert-manager, CloudNativePG).")
 @click.option("--write", "write_dir", type=click.Path(path_type=Path), default=None,

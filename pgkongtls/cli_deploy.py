@@ -15,6 +15,8 @@ import click
 
 from pgkongtls import output
 from pgkongtls.cli import fail, main
+from pgkongtls.cli_options import dir_option
+from pgkongtls.consumers import PG_MIN_TLS
 
 
 def _plain(lines: list[str]) -> None:
@@ -35,8 +37,7 @@ def bundle() -> None:
 
 def _bundle_options(f: Any) -> Any:
     for deco in reversed([
-        click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
-                     help="The PKI directory made by pgkongtls init."),
+        dir_option(),
         click.option("--out", type=click.Path(path_type=Path), required=True,
                      help="Bundle directory to create (mode 0700, keys 0600)."),
         click.option("--ssl-dir", default=None,
@@ -73,7 +74,7 @@ def _made(host: str, out: Path, plan: Any, tar: Path | None) -> None:
 @click.option("--server", "server_name", default="server", show_default=True, help="Server certificate name.")
 @click.option("--auth", type=click.Choice(["cert", "verify-full", "scram"]), default=None,
               help="pg_hba method [default: cert; scram with --edition oss].")
-@click.option("--min-tls", type=click.Choice(["TLSv1.2", "TLSv1.3"]), default=None,
+@click.option("--min-tls", type=click.Choice(PG_MIN_TLS), default=None,
               help="ssl_min_protocol_version [default: as render postgres].")
 @click.option("--pg-conf-dir", default=None,
               help="The host's postgresql.conf directory, recorded so install needs no --pg-conf-dir.")
@@ -175,10 +176,11 @@ def install(directory: Path, pg_conf_dir: Path | None, kong_conf: Path | None, s
 
 
 @main.command("deploy-paths")
-@click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
-              help="The PKI directory made by pgkongtls init.")
-@click.option("--postgres", "pg_path", default=None, help="Directory of the files on the database host.")
-@click.option("--kong", "kong_path", default=None, help="Directory of the files on the Kong host.")
+@dir_option()
+@click.option("--pg-dir", "--postgres", "pg_path", default=None,
+              help="Directory of the files on the database host (render --pg-dir, bundle postgres --ssl-dir).")
+@click.option("--kong-dir", "--kong", "kong_path", default=None,
+              help="Directory of the files on the Kong host (render --kong-dir, bundle kong --ssl-dir).")
 @click.option("--pg-conf-dir", default=None, help="Directory of postgresql.conf on the database host.")
 @click.option("--kong-conf", default=None, help="kong.conf on the Kong host.")
 def deploy_paths(pki_dir: Path, pg_path: str | None, kong_path: str | None, pg_conf_dir: str | None,
@@ -187,7 +189,7 @@ def deploy_paths(pki_dir: Path, pg_path: str | None, kong_path: str | None, pg_c
 
     \b
     Example:
-      pgkongtls deploy-paths --dir pki --postgres /etc/postgresql/15/main/tls --pg-conf-dir /etc/postgresql/15/main
+      pgkongtls deploy-paths --dir pki --pg-dir /etc/postgresql/15/main/tls --pg-conf-dir /etc/postgresql/15/main
     """
     from pgkongtls import deploy, fsio
 

@@ -16,6 +16,7 @@ import click
 
 from pgkongtls import DEFAULT_WARN_DAYS, output
 from pgkongtls.cli import main
+from pgkongtls.cli_options import WARN_DAYS, dir_option, pick_dir
 from pgkongtls.consumers import KONG_DEFAULT_OS_USER
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def print_findings(findings: list[Finding], what: str) -> None:
 
 @main.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
+@dir_option(default=None)
 @click.option("--postgresql-conf", type=click.Path(path_type=Path), default=None,
               help="postgresql.conf (or the included snippet): ssl_* files, key owner and mode.")
 @click.option("--pg-hba", type=click.Path(path_type=Path), default=None,
@@ -46,26 +48,26 @@ def print_findings(findings: list[Finding], what: str) -> None:
               help="kong.conf: pg_ssl_*, lua_ssl_trusted_certificate, lua_ssl_verify_depth.")
 @click.option("--edition", type=click.Choice(["enterprise", "oss"]), default="enterprise", show_default=True,
               help="Kong edition: Enterprise-only keys are an error with oss.")
-@click.option("--warn-days", type=click.IntRange(min=0), default=DEFAULT_WARN_DAYS, show_default=True,
+@click.option("--warn-days", type=WARN_DAYS, default=DEFAULT_WARN_DAYS, show_default=True,
               help="Warn about certificates that expire within this many days.")
 @click.option("--pg-os-user", default="postgres", show_default=True,
               help="The OS account PostgreSQL runs as (owner rule for ssl_key_file).")
 @click.option("--kong-os-user", default=KONG_DEFAULT_OS_USER, show_default=True,
               help="The OS account Kong's workers run as (nginx_user): it must read pg_ssl_cert_key.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list on stdout.")
-def verify(directory: Path | None, postgresql_conf: Path | None, pg_hba: Path | None, pg_ident: Path | None,
+def verify(directory: Path | None, pki_dir: Path | None, postgresql_conf: Path | None, pg_hba: Path | None, pg_ident: Path | None,
            kong_conf: Path | None, edition: str, warn_days: int, pg_os_user: str, kong_os_user: str,
            as_json: bool) -> None:
     """Check a PKI directory and the config files that use it; exit 1 on any error.
 
-    DIRECTORY is a pgkongtls directory, or one made by hand with the source
-    document's file names (root.crt, intermediate.crt, server.crt, server.key,
-    client.crt, client.key, chain.crt).
+    DIRECTORY (or --dir DIRECTORY) is a pgkongtls directory, or one made by hand
+    with the source document's file names (root.crt, intermediate.crt, server.crt,
+    server.key, client.crt, client.key, chain.crt).
 
     \b
     Example:
-      pgkongtls verify pki
-      pgkongtls verify pki --postgresql-conf /etc/postgresql/15/main/conf.d/tls.conf \\
+      pgkongtls verify --dir pki
+      pgkongtls verify --dir pki --postgresql-conf /etc/postgresql/15/main/conf.d/tls.conf \\
           --pg-hba /etc/postgresql/15/main/pg_hba.conf --kong-conf /etc/kong/kong.conf
       pgkongtls verify ./openssl-made-dir --json
     """
@@ -73,6 +75,7 @@ def verify(directory: Path | None, postgresql_conf: Path | None, pg_hba: Path | 
     from pgkongtls import verify as v
     from pgkongtls.certs import utcnow
 
+    directory = pick_dir(directory, pki_dir)
     data = inputs.gather(directory, postgresql_conf=postgresql_conf, pg_hba=pg_hba, pg_ident=pg_ident,
                          kong_conf=kong_conf, pg_os_user=pg_os_user, kong_os_user=kong_os_user)
     findings = v.run_checks(data, now=utcnow(), warn_days=warn_days, edition=edition)
@@ -101,6 +104,8 @@ def print_report(r: ProbeReport) -> None:
 
 @main.command()
 @click.argument("target")
+@click.option("--hostaddr", default=None, metavar="ADDR",
+              help="Connect to this IP address; TARGET's host stays the name that is checked (libpq's hostaddr).")
 @click.option("--kong-conf", type=click.Path(path_type=Path), default=None,
               help="Judge as this Kong would: its trust list, depth, client certificate and pg_user.")
 @click.option("--ca", type=click.Path(path_type=Path), default=None,
@@ -109,12 +114,13 @@ def print_report(r: ProbeReport) -> None:
               help="Verify depth for the Kong verdict [default: 1, Kong's lua_ssl_verify_depth default].")
 @click.option("--cert", type=click.Path(path_type=Path), default=None, help="Client certificate to present.")
 @click.option("--key", type=click.Path(path_type=Path), default=None, help="Its private key.")
-@click.option("--user", default=None, help="Send a StartupMessage as this role and report the answer.")
+@click.option("--db-user", "--user", "user", default=None,
+              help="Send a StartupMessage as this PostgreSQL role and report the answer.")
 @click.option("--database", default=None, help="Database for the StartupMessage [default: the user].")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds to wait for each step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def probe(target: str, kong_conf: Path | None, ca: Path | None, depth: int | None, cert: Path | None,
+def probe(target: str, hostaddr: str | None, kong_conf: Path | None, ca: Path | None, depth: int | None, cert: Path | None,
           key: Path | None, user: str | None, database: str | None, timeout: float, as_json: bool) -> None:
     """Connect to a PostgreSQL server: SSLRequest, TLS handshake, presented chain, and verdicts
     as Kong would judge it (trust file + depth, no host name) and as libpq verify-full would.
@@ -124,14 +130,15 @@ def probe(target: str, kong_conf: Path | None, ca: Path | None, depth: int | Non
     \b
     Example:
       pgkongtls probe db.internal:5432 --ca pki/chain.crt --depth 1
-      pgkongtls probe 10.0.0.5 --ca pki/chain.crt --cert pki/client.crt --key pki/client.key --user kong
+      pgkongtls probe 10.0.0.5 --ca pki/chain.crt --cert pki/client.crt --key pki/client.key --db-user kong
+      pgkongtls probe db.internal --hostaddr 10.0.0.5 --ca pki/chain.crt
       pgkongtls probe db.internal --kong-conf /etc/kong/kong.conf --json
     """
     from pgkongtls import probe as p
 
     opts = p.options_from(kong_conf=kong_conf, ca=ca, depth=depth, cert=cert, key=key, user=user,
                           database=database, timeout=timeout)
-    report = p.probe(p.parse_target(target), opts)
+    report = p.probe(p.parse_target(target, hostaddr=hostaddr), opts)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

@@ -8,13 +8,13 @@ from pathlib import Path
 import click
 
 from pgkongtls.cli import fail, main
+from pgkongtls.cli_options import dir_option
 from pgkongtls.export import FORMATS
 
 
 @main.command("export")
 @click.argument("name")
-@click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
-              help="The PKI directory made by pgkongtls init.")
+@dir_option()
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
               help="pk8: PKCS#8 DER (pgjdbc sslkey=….pk8); p12: PKCS#12 with the alias 'user' (sslkey=….p12).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,

@@ -17,6 +17,7 @@ import click
 
 from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_SERVER_EKU, DEFAULT_WARN_DAYS, KEY_TYPES, SERVER_EKUS, output
 from pgkongtls.cli import lock_wait, main, wait_option
+from pgkongtls.cli_options import CRL_DAYS, DAYS, WARN_DAYS, dir_option, names_of, names_option, need_names
 from pgkongtls.manifest import REVOCATION_REASONS
 
 if TYPE_CHECKING:
@@ -37,18 +38,13 @@ EXIT_DUE = 4
 STATUS_FORMATS = ("table", "json", "prometheus")
 
 
-def dir_option() -> Decorator[Any]:
-    return click.option("--dir", "pki_dir", type=click.Path(path_type=Path), default=Path("pki"), show_default=True,
-                        help="The PKI directory made by pgkongtls init.")
-
-
 def passphrase_option() -> Decorator[Any]:
     return click.option("--ca-passphrase-file", "passphrase_file", type=click.Path(path_type=Path), default=None,
                         help="File holding the passphrase of the CA keys (when init used --ca-passphrase-file).")
 
 
 def crl_days_option() -> Decorator[Any]:
-    return click.option("--crl-days", type=int, default=DEFAULT_CRL_DAYS, show_default=True,
+    return click.option("--crl-days", type=CRL_DAYS, default=DEFAULT_CRL_DAYS, show_default=True,
                         help="CRL lifetime (nextUpdate). PostgreSQL refuses every client certificate once it "
                              "passes, so keep it long and watch it with pgkongtls status.")
 
@@ -83,15 +79,15 @@ def issue() -> None:
 
     \b
     Example:
-      pgkongtls issue client --dir pki --name kong-node-1 --name kong-node-2 --cn '{name}'
-      pgkongtls issue server --dir pki --name replica-1 --db-host replica1.internal
+      pgkongtls issue client --dir pki kong-node-1 kong-node-2 --cn '{name}'
+      pgkongtls issue server --dir pki replica-1 --db-host replica1.internal
     """
 
 
 def _issue_common(f: F) -> F:
     for deco in reversed([
         dir_option(),
-        click.option("--days", type=int, default=DEFAULT_DAYS_LEAF, show_default=True, help="Certificate lifetime."),
+        click.option("--days", type=DAYS, default=DEFAULT_DAYS_LEAF, show_default=True, help="Certificate lifetime."),
         click.option("--key-type", type=click.Choice(KEY_TYPES), default=None,
                      help="Key algorithm [default: the PKI's, from init]."),
         click.option("--force", is_flag=True, help="Replace a certificate of that name (the old files are kept as .bak)."),
@@ -103,29 +99,31 @@ def _issue_common(f: F) -> F:
 
 
 @issue.command("client")
-@click.option("--name", "names", multiple=True, required=True,
-              help="File name stem (NAME.crt, NAME.key); repeat it to issue many in one go.")
+@click.argument("names", nargs=-1, metavar="NAME...")
+@names_option()
 @click.option("--cn", default=None,
               help="Common name, which PostgreSQL maps to the role [default: the db user]; "
-                   "'{name}' is replaced by each --name.")
+                   "'{name}' is replaced by each NAME.")
 @_issue_common
-def issue_client(names: tuple[str, ...], cn: str | None, pki_dir: Path, days: int, key_type: str | None,
-                 force: bool, passphrase_file: Path | None) -> None:
+def issue_client(names: tuple[str, ...], name_options: tuple[str, ...], cn: str | None, pki_dir: Path, days: int,
+                 key_type: str | None, force: bool, passphrase_file: Path | None) -> None:
     """Issue client certificates, e.g. one identity per Kong node.
 
-    When the CNs differ from the db user, render ident and render hba map them
-    to it (one regular expression when they share a prefix and end in a number).
+    Each NAME is a file name stem (NAME.crt, NAME.key); give many to issue them
+    in one go. When the CNs differ from the db user, render ident and render hba
+    map them to it (one regular expression when they share a prefix and end in a number).
 
     \b
     Example:
-      pgkongtls issue client --dir pki --name kong-node-1 --name kong-node-2 --name kong-node-3 --cn '{name}'
+      pgkongtls issue client --dir pki kong-node-1 kong-node-2 kong-node-3 --cn '{name}'
       pgkongtls render ident --dir pki >> pg_ident.conf
       pgkongtls render hba --dir pki --auth cert >> pg_hba.conf
     """
     from pgkongtls import fsio, ops
     from pgkongtls.lifecycle import LeafRequest
 
-    change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in names], days=days,
+    wanted = need_names(names_of(names, name_options), "issue client")
+    change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in wanted], days=days,
                        key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"issued in {pki_dir}", change.done)
     steps = []
@@ -138,20 +136,24 @@ def issue_client(names: tuple[str, ...], cn: str | None, pki_dir: Path, days: in
 
 
 @issue.command("server")
-@click.option("--name", required=True, help="File name stem (NAME.crt, NAME.key), e.g. replica-1.")
+@click.argument("names", nargs=-1, metavar="NAME")
+@names_option("Same as the NAME argument.")
 @click.option("--db-host", "db_hosts", multiple=True, required=True,
               help="DNS name or IP of this server; repeat for more. The first is also the CN.")
 @click.option("--cn", default=None, help="Common name [default: the first --db-host].")
 @click.option("--eku", type=click.Choice(SERVER_EKUS), default=DEFAULT_SERVER_EKU, show_default=True,
               help="Purposes; server,client only for probes that present the server certificate as a client (Bitnami).")
 @_issue_common
-def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, eku: str, pki_dir: Path, days: int,
-                 key_type: str | None, force: bool, passphrase_file: Path | None) -> None:
+def issue_server(names: tuple[str, ...], name_options: tuple[str, ...], db_hosts: tuple[str, ...], cn: str | None,
+                 eku: str, pki_dir: Path, days: int, key_type: str | None, force: bool,
+                 passphrase_file: Path | None) -> None:
     """Issue another server certificate, e.g. for a read replica (Kong's pg_ro_* settings).
+
+    NAME is the file name stem (NAME.crt, NAME.key), e.g. replica-1.
 
     \b
     Example:
-      pgkongtls issue server --dir pki --name replica-1 --db-host replica1.internal --db-host 10.0.0.6
+      pgkongtls issue server --dir pki replica-1 --db-host replica1.internal --db-host 10.0.0.6
       pgkongtls render postgres --dir pki --server replica-1 > replica1.conf
       pgkongtls issue server --dir pki --name pg-bitnami --db-host pg.db.svc --eku server,client
     """
@@ -159,6 +161,10 @@ def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, eku: str,
     from pgkongtls.certs import server_also_client
     from pgkongtls.lifecycle import LeafRequest
 
+    given = need_names(names_of(names, name_options), "issue server")
+    if len(given) > 1:
+        raise click.UsageError(f"issue server makes one certificate per run (its --db-host are its own); got {len(given)} names.")
+    name = given[0]
     req = LeafRequest(name=name, role="server", cn=cn, hosts=db_hosts, also_client=server_also_client(eku))
     change = ops.issue(pki_dir, [req], days=days,
                        key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
@@ -167,20 +173,21 @@ def issue_server(name: str, db_hosts: tuple[str, ...], cn: str | None, eku: str,
 
 
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@names_option()
 @dir_option()
 @click.option("--expiring-within", default=None, metavar="WINDOW",
               help="Renew every server and client certificate that expires within WINDOW (30d, 12h, 2w).")
 @click.option("--reuse-key", is_flag=True, help="Keep each key instead of making a new one.")
-@click.option("--days", type=int, default=None,
+@click.option("--days", type=DAYS, default=None,
               help="New lifetime [default: the old certificate's lifetime, within the CA's].")
 @click.option("--revoke-old", is_flag=True,
               help="Revoke the replaced certificates (reason superseded) and re-sign the CRLs; needs every CA key.")
 @crl_days_option()
 @passphrase_option()
 @wait_option()
-def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, reuse_key: bool, days: int | None,
-          revoke_old: bool, crl_days: int, passphrase_file: Path | None) -> None:
+def renew(names: tuple[str, ...], name_options: tuple[str, ...], pki_dir: Path, expiring_within: str | None,
+          reuse_key: bool, days: int | None, revoke_old: bool, crl_days: int, passphrase_file: Path | None) -> None:
     """Re-issue certificates with the same subject, SANs and file names, and fresh validity.
 
     The old files are kept as NAME.crt.<serial>.bak and NAME.key.<serial>.bak,
@@ -197,7 +204,7 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
     from pgkongtls.durations import parse_duration
 
     window = parse_duration(expiring_within, "--expiring-within") if expiring_within is not None else None
-    change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
+    change = ops.renew(pki_dir, names_of(names, name_options), expiring_within=window, reuse_key=reuse_key, days=days,
                        ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
                        revoke_old=revoke_old, crl_days=crl_days)
     if change is None:
@@ -213,14 +220,16 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
 
 
 @main.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, metavar="NAME...")
+@names_option()
 @dir_option()
 @click.option("--reason", type=click.Choice(REVOCATION_REASONS), default="unspecified", show_default=True,
               help="CRL reason code.")
 @crl_days_option()
 @passphrase_option()
 @wait_option()
-def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, passphrase_file: Path | None) -> None:
+def revoke(names: tuple[str, ...], name_options: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int,
+           passphrase_file: Path | None) -> None:
     """Revoke certificates: mark them in the manifest and write crl.pem (a CRL from every CA level).
 
     PostgreSQL checks a CRL for every CA level once one is loaded, so crl.pem
@@ -235,10 +244,11 @@ def revoke(names: tuple[str, ...], pki_dir: Path, reason: str, crl_days: int, pa
     """
     from pgkongtls import fsio, ops
 
-    change = ops.revoke(pki_dir, list(names), reason=reason, crl_days=crl_days,
+    given = need_names(names_of(names, name_options), "revoke")
+    change = ops.revoke(pki_dir, given, reason=reason, crl_days=crl_days,
                         ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"revoked in {pki_dir}", change.done)
-    also = [e.name for e in change.done if e.name not in names]
+    also = [e.name for e in change.done if e.name not in given]
     if also:
         output.line(f"revoked as well, same key: {', '.join(also)}")
     _print_crl(pki_dir, change)
@@ -283,7 +293,7 @@ def crl(pki_dir: Path, crl_days: int, passphrase_file: Path | None) -> None:
 
 @main.command()
 @dir_option()
-@click.option("--warn-days", type=int, default=DEFAULT_WARN_DAYS, show_default=True,
+@click.option("--warn-days", type=WARN_DAYS, default=DEFAULT_WARN_DAYS, show_default=True,
               help="Warn when a certificate or the CRL's nextUpdate is this close.")
 @click.option("--format", "output_format", type=click.Choice(STATUS_FORMATS), default=STATUS_FORMATS[0],
               show_default=True, help="table for people (stderr); json or prometheus (node-exporter textfile) on stdout.")
@@ -306,7 +316,7 @@ def status(ctx: click.Context, pki_dir: Path, warn_days: int, output_format: str
     \b
     Example:
       pgkongtls status --dir pki
-      pgkongtls status --dir pki --json --warn-days 45 | jq '.notices[]'
+      pgkongtls status --dir pki --json --warn-days 45 | jq -r '.notices[].message'
       pgkongtls status --dir pki --fail-within 30d
       pgkongtls status --dir pki --format prometheus > /var/lib/node_exporter/textfile/pgkongtls.prom
     """

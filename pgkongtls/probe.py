@@ -46,15 +46,23 @@ class ProbeError(PgkError):
 
 @dataclass(frozen=True)
 class Target:
+    """`host` is the name libpq checks (and sends as SNI); `hostaddr`, when set, is where to connect instead,
+    as libpq's host + hostaddr: a DNS-named certificate can then be probed at an address."""
+
     host: str
     port: int
+    hostaddr: str | None = None
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        shown = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return shown if self.hostaddr is None else f"{shown} (hostaddr {self.hostaddr})"
 
 
-def parse_target(text: str) -> Target:
-    """HOST, HOST:PORT, [IPv6] or [IPv6]:PORT."""
+def parse_target(text: str, *, hostaddr: str | None = None) -> Target:
+    """HOST, HOST:PORT, [IPv6] or [IPv6]:PORT; `hostaddr` must be an IP address, as libpq requires."""
+    if hostaddr is not None and not _is_ip(hostaddr):
+        raise InputError(f"invalid --hostaddr {printable(hostaddr)!r}: it must be an IP address (libpq's hostaddr); "
+                         "put a host name in TARGET")
     host, port = text, str(PG_DEFAULT_PORT)
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
@@ -73,7 +81,7 @@ def parse_target(text: str) -> Target:
         except UnicodeError:
             raise InputError(f"invalid host name {host!r}: an empty or too long label, or a character DNS "
                              "does not allow; use a name such as db.internal or an IP address") from None
-    return Target(host=host, port=int(port))
+    return Target(host=host, port=int(port), hostaddr=hostaddr)
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ class _Handshake:
 
 def _connect(t: Target, timeout: float) -> socket.socket:
     try:
-        sock = socket.create_connection((t.host, t.port), timeout=timeout)
+        sock = socket.create_connection((t.hostaddr or t.host, t.port), timeout=timeout)
     except UnicodeError:
         raise ProbeError(f"cannot resolve {printable(t.host)}: not a valid host name") from None
     except socket.gaierror as exc:

@@ -61,9 +61,6 @@ def test_init_force_replaces(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--days", "0"], "Error: --days must be at least 1 day, got 0\n"),
-    (["--days", "-5"], "Error: --days must be at least 1 day, got -5\n"),
-    (["--days-root", "0"], "Error: --days-root must be at least 1 day, got 0\n"),
     (["--db-host", ""], "Error: invalid host '': empty or surrounded by spaces\n"),
     (["--db-host", "bad_host"], "Error: invalid host 'bad_host': not a valid DNS name or IP address\n"),
     (["--db-host", "*.example.com"], "Error: invalid host '*.example.com': wildcards are not accepted for a database host\n"),
@@ -86,6 +83,19 @@ def test_init_unknown_key_type(tmp_path: Path) -> None:
     assert r.stderr == (
         "Error: Invalid value for '--key-type': 'dsa-1024' is not one of "
         "'ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'. See 'pgkongtls init --help'.\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "shown"), [
+    (["--days", "0"], "'--days': 0 is not in the range 1<=x<=36500"),
+    (["--days", "-5"], "'--days': -5 is not in the range 1<=x<=36500"),
+    (["--days-root", "0"], "'--days-root': 0 is not in the range 1<=x<=36500"),
+    (["--days-intermediate", "36501"], "'--days-intermediate': 36501 is not in the range 1<=x<=36500"),
+])
+def test_init_days_out_of_range_is_a_usage_error(tmp_path: Path, args: list[str], shown: str) -> None:
+    """The same click range type as issue and renew: exit 2, one line, nothing written."""
+    r = run("init", *args)
+    assert (r.exit_code, r.stderr) == (2, f"Error: Invalid value for {shown}. See 'pgkongtls init --help'.\n")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -228,10 +228,18 @@ def test_revoke_twice(pki: Path, tmp_path: Path) -> None:
     (["nope"], "no certificate named 'nope' in this PKI; pgkongtls status lists them"),
     (["intermediate"], "intermediate is a CA; revoke works on server and client certificates; to replace a CA "
                        "re-create the PKI with pgkongtls init --force"),
-    (["client", "--crl-days", "0"], "--crl-days must be between 1 and 3650 days, got 0"),
 ])
 def test_revoke_bad_input(pki: Path, tmp_path: Path, args: list[str], message: str) -> None:
     refused(tmp_path, ["revoke", *args], message)
+
+
+@pytest.mark.parametrize("value", ["0", "3651", "-1"])
+def test_revoke_crl_days_out_of_range_is_a_usage_error(pki: Path, tmp_path: Path, value: str) -> None:
+    before = snapshot(tmp_path)
+    r = run("revoke", "client", "--crl-days", value)
+    assert (r.exit_code, r.stderr) == (2, f"Error: Invalid value for '--crl-days': {value} is not in the range "
+                                          "1<=x<=3650. See 'pgkongtls revoke --help'.\n")
+    assert snapshot(tmp_path) == before
 
 
 def test_revoke_bad_reason_is_a_usage_error(pki: Path, tmp_path: Path) -> None:

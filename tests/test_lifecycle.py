@@ -245,7 +245,8 @@ def test_issue_refuses_a_stray_file_of_that_name(pki: Path) -> None:
     before = snapshot(pki)
     with pytest.raises(StateError) as e:
         ops.issue(pki, clients("n1"), now=NOW)
-    assert str(e.value) == f"n1.key exists in {pki}; pass --force to replace it"
+    assert str(e.value) == (f"{pki} holds files pgkongtls did not write (n1.key); move them out of the PKI "
+                            "directory and run the command again")
     assert snapshot(pki) == before
 
 

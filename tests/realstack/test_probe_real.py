@@ -146,6 +146,34 @@ def test_host_name_mismatch_fails_libpq_only(cluster: Cluster, kong: KongEquival
     assert kong.connect(kong.deploy(dns_only).conf, port=cluster.port).ok
 
 
+def test_hostaddr_checks_the_name_while_connecting_to_the_address(cluster: Cluster, dns_only: Pki,
+                                                                   record: Callable[..., None]) -> None:
+    """--hostaddr as libpq's host + hostaddr: a DNS-only certificate probed at 127.0.0.1 passes the libpq
+    verdict for its name, as libpq itself connects; another name fails both, in libpq's words."""
+    cluster.apply(dns_only)
+    rc, report, err = probe(f"{DB_NAME}:{cluster.port}", "--hostaddr", DB_IP, "--ca", str(dns_only.trust_file),
+                            "--db-user", "kong", "--cert", str(dns_only.client_cert),
+                            "--key", str(dns_only.client_key), "--database", "postgres")
+    v = verdicts(report)
+    record(case="hostaddr 127.0.0.1, host in SANs", client="pgkongtls probe", expected="libpq PASS",
+           observed=f"libpq: {v['libpq'][1]}")
+    assert rc == 0, err
+    assert v["libpq"] == (True, f"chain verified and host name '{DB_NAME}' matches")
+    assert v["kong"][0] is True and v["auth"][0] is True
+    assert report is not None and report["target"] == f"{DB_NAME}:{cluster.port} (hostaddr {DB_IP})"
+    assert libpq_ok(dns_only.trust_file, cluster.port, DB_NAME, hostaddr=DB_IP, sslcert=dns_only.client_cert,
+                    sslkey=dns_only.client_key)[0]  # libpq agrees
+    # twin: the same address under a name the certificate lacks
+    rc, report, _ = probe(f"other.pgkongtls.test:{cluster.port}", "--hostaddr", DB_IP,
+                          "--ca", str(dns_only.trust_file))
+    v = verdicts(report)
+    assert rc == 1 and v["libpq"][0] is False
+    assert v["libpq"][1] == f'server certificate for "{DB_NAME}" does not match host name "other.pgkongtls.test"'
+    ok, why = libpq_ok(dns_only.trust_file, cluster.port, "other.pgkongtls.test", hostaddr=DB_IP,
+                       sslcert=dns_only.client_cert, sslkey=dns_only.client_key)
+    assert not ok and why.endswith(v["libpq"][1])
+
+
 def test_ssl_off_is_refused_ssl(new_cluster: Callable[[], Cluster], main: Pki, record: Callable[..., None]) -> None:
     """On a cluster of our own (stopped afterwards by the fixture), so the shared one keeps TLS."""
     own = new_cluster()
