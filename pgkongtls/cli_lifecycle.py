@@ -185,14 +185,23 @@ def renew(names: tuple[str, ...], pki_dir: Path, expiring_within: str | None, re
     The old files are kept as NAME.crt.<serial>.bak and NAME.key.<serial>.bak.
     The rendered configs stay valid: copy the new files and reload.
 
+    `renew intermediate` and `renew root` re-sign a CA's certificate with the
+    same key (both need the root key): every leaf keeps verifying, and only
+    chain.crt changes on the hosts.
+
     \b
     Example:
       pgkongtls renew --dir pki server
       pgkongtls renew --dir pki --expiring-within 30d
+      pgkongtls renew --dir pki intermediate
     """
     from pgkongtls import fsio, ops
-    from pgkongtls.lifecycle import parse_window
+    from pgkongtls.lifecycle import CA_LEVELS, parse_window
 
+    if len(names) == 1 and names[0] in CA_LEVELS and expiring_within is None and not reuse_key:
+        from pgkongtls.cli_rotate import renew_ca
+
+        return renew_ca(pki_dir, names[0], days, fsio.read_passphrase(passphrase_file))
     window = parse_window(expiring_within) if expiring_within is not None else None
     change = ops.renew(pki_dir, list(names), expiring_within=window, reuse_key=reuse_key, days=days,
                        ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
@@ -310,7 +319,8 @@ def notice_text(pki_dir: Path, n: Notice) -> str:
 
     fix = {
         Remedy.RENEW: f"pgkongtls renew --dir {pki_dir} {n.name}",
-        Remedy.NEW_PKI: "a new CA means a new PKI: pgkongtls init --force",
+        Remedy.RENEW_CA: f"pgkongtls renew --dir {pki_dir} {n.name} (same key: only chain.crt changes on the hosts)",
+        Remedy.FINISH: f"once every host has the new chain.crt: pgkongtls rotate --dir {pki_dir} finish",
         Remedy.RESIGN_CRL: f"pgkongtls crl --dir {pki_dir}, copy {n.name} to the database and reload it",
     }[n.remedy]
     return f"{n.message}; {fix}"
@@ -332,7 +342,7 @@ def print_status(pki_dir: Path, st: Status) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim"}
+    colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim", "superseded": "dim"}
     table = Table(title=f"{pki_dir} at {st.now} (serials, issuers: --json)", title_justify="left")
     for col in ("name", "role", "CN / SANs", "not after", "days", "state"):
         table.add_column(col, justify="right" if col == "days" else "left", no_wrap=col not in ("name", "CN / SANs"),
