@@ -319,8 +319,10 @@ def notice_text(pki_dir: Path, n: Notice) -> str:
 
     fix = {
         Remedy.RENEW: f"pgkongtls renew --dir {pki_dir} {n.name}",
-        Remedy.RENEW_CA: f"pgkongtls renew --dir {pki_dir} {n.name} (same key: only chain.crt changes on the hosts)",
-        Remedy.FINISH: f"once every host has the new chain.crt: pgkongtls rotate --dir {pki_dir} finish",
+        Remedy.RENEW_CA: f"pgkongtls renew --dir {pki_dir} {n.name} (same key: only chain.crt changes on the hosts), "
+                         f"or pgkongtls rotate --dir {pki_dir} begin (new keys)",
+        Remedy.REISSUE: f"deploy chain.crt and crl.pem to every host, then: pgkongtls rotate --dir {pki_dir} reissue",
+        Remedy.FINISH: f"once every host has this phase's files: pgkongtls rotate --dir {pki_dir} finish",
         Remedy.RESIGN_CRL: f"pgkongtls crl --dir {pki_dir}, copy {n.name} to the database and reload it",
     }[n.remedy]
     return f"{n.message}; {fix}"

@@ -183,7 +183,8 @@ def test_twin_without_a_renewal_there_is_nothing_to_finish(pki: Path) -> None:
     before = snapshot(pki)
     with pytest.raises(StateError) as e:
         ops_ca.finish(pki)
-    assert str(e.value) == "the PKI is in no CA phase (no old CA certificate is trusted); nothing to finish"
+    assert str(e.value) == ("rotate finish refused: the PKI is in phase steady (no rotation); "
+                            "next is pgkongtls rotate --dir PKI begin")
     assert snapshot(pki) == before
 
 

@@ -304,7 +304,8 @@ def test_status_words_each_remedy_as_a_command(tmp_path: Path) -> None:
     notices = {n["name"]: n for n in json.loads(r.stdout)["notices"]}
     assert notices["server"]["message"].endswith("; pgkongtls renew --dir old server")
     assert notices["intermediate"]["message"].endswith(
-        "; pgkongtls renew --dir old intermediate (same key: only chain.crt changes on the hosts)")
+        "; pgkongtls renew --dir old intermediate (same key: only chain.crt changes on the hosts), "
+        "or pgkongtls rotate --dir old begin (new keys)")
     assert notices["crl.pem"]["message"].endswith(
         ": then PostgreSQL refuses every client certificate; pgkongtls crl --dir old, copy crl.pem to the database "
         "and reload it")

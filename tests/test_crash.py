@@ -226,7 +226,8 @@ COMMANDS = {
     "rotate-finish": Command(["rotate", "--dir", "pki", "finish"], "renewed",
                              steps_writing("chain.crt", "client.crt", "n1.crt", "server.crt", MANIFEST_NAME),
                              lambda m, _: m.phase is None and all("@" not in n for n in m.certificates),
-                             "the PKI is in no CA phase (no old CA certificate is trusted); nothing to finish"),
+                             "rotate finish refused: the PKI is in phase steady (no rotation); "
+                             "next is pgkongtls rotate --dir PKI begin"),
     "fleet": Command(["issue", "client", "--dir", "pki", *(f"--name={n}" for n in FLEET)], "grown",
                      steps_writing(*(f"{n}.{ext}" for n in FLEET for ext in ("crt", "key")), MANIFEST_NAME),
                      lambda m, _: set(FLEET) <= set(m.certificates),

@@ -23,6 +23,21 @@ from pgkongtls.manifest import CHAIN_FILE, CertEntry, Change, Manifest, entry_fo
 
 #: `Manifest.phase` after `renew root|intermediate`: old CA certificates are still in the trust files.
 RENEWED = "renewed"
+#: `Manifest.phase` after `rotate begin` and after `rotate reissue` (lifecycle.rotate).
+BEGUN = "begun"
+REISSUED = "reissued"
+#: What comes next in each phase: the one line a command run out of order says.
+NEXT = {
+    None: "next is pgkongtls rotate --dir PKI begin",
+    RENEWED: "next is pgkongtls rotate --dir PKI finish (after renew root|intermediate)",
+    BEGUN: "next is pgkongtls rotate --dir PKI reissue, once every host has the new chain.crt and crl.pem",
+    REISSUED: "next is pgkongtls rotate --dir PKI finish, once every host has its re-issued certificate",
+}
+
+
+def refuse(m: Manifest, command: str) -> StateError:
+    """A command run in the wrong phase: one line naming the phase and what comes next."""
+    return StateError(f"{command} refused: the PKI is in phase {m.phase or 'steady (no rotation)'}; {NEXT[m.phase]}")
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,7 @@ def plan_renew_ca(
     if level not in CA_LEVELS or level not in m.certificates:
         raise InputError(f"this PKI has no {level} CA (it was made with --chain {m.chain}); renew root")
     if m.phase not in (None, RENEWED):
-        raise StateError(f"the PKI is in rotation phase {m.phase!r}; finish it first: pgkongtls rotate --dir PKI finish")
+        raise refuse(m, f"renew {level}")
     old = m.certificates[level]
     new_days = ca_days(m, ca, level, days, now)
     new = resign(found[level], ca.signer("root"), days=new_days, now=now)
@@ -133,23 +148,21 @@ def plan_renew_ca(
     entry = entry_for(new, name=level, role=level, issuer=old.issuer, file=old.file, key_file=old.key_file)
     manifest = replace(m.with_cert(archived).with_cert(entry), phase=RENEWED)
     files = {archived_file: must(read(old.file), old.file), old.file: cert_pem(new)}
-    files[CHAIN_FILE] = chain_pem(manifest, _overlay(read, files))
+    files[CHAIN_FILE] = chain_pem(manifest, overlay(read, files))
     change = Change(manifest, files, frozenset(), frozenset({old.file, CHAIN_FILE}), (entry,))
     return CaRenewal(change, level, old, checked)
 
 
-def _overlay(read: Reader, files: dict[str, bytes]) -> Reader:
+def overlay(read: Reader, files: dict[str, bytes]) -> Reader:
     """Read the planned files first, then the directory."""
     return lambda name: files.get(name, read(name))
 
 
-def plan_finish(m: Manifest, read: Reader) -> Change:
+def plan_finish_renewal(m: Manifest, read: Reader) -> Change:
     """Drop the superseded CA certificates from chain.crt (their .bak files stay as the archive); a leaf file
     that bundles a superseded intermediate bundles the current one from now on (the leaf itself is unchanged)."""
-    if m.phase is None:
-        raise StateError("the PKI is in no CA phase (no old CA certificate is trusted); nothing to finish")
     if m.phase != RENEWED:
-        raise StateError(f"the PKI is in rotation phase {m.phase!r}; finish comes after pgkongtls rotate reissue")
+        raise refuse(m, "rotate finish")
     gone = {e.sha256 for e in old_cas(m)}
     kept = {n: e for n, e in m.certificates.items() if not (e.role in CA_LEVELS and "@" in n)}
     manifest = replace(m, certificates=kept, phase=None)

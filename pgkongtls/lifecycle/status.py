@@ -20,7 +20,8 @@ class Remedy(enum.Enum):
 
     RENEW = "renew"  # a leaf: renew it
     RENEW_CA = "renew-ca"  # a CA: renew it with its own key (renew root|intermediate), or rotate to new keys
-    FINISH = "finish"  # old CA certificates still trusted: drop them once every host has the new trust files
+    REISSUE = "reissue"  # rotate begun: deploy the trust files, then re-issue the leaves from the new CAs
+    FINISH = "finish"  # old CA certificates still trusted: drop them once every host has this phase's files
     RESIGN_CRL = "crl"  # the CRL: re-sign it and ship it to the database
 
 
@@ -112,9 +113,12 @@ def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: in
             notices.append(Notice(e.name, "warning", f"{e.name} expires in {left} days ({e.not_after[:10]})", remedy))
     notices += _outlived(m)
     if m.phase is not None:
-        old = sorted(e.name for e in m.certificates.values() if e.role not in LEAF_ROLES and "@" in e.name)
-        notices.append(Notice(", ".join(old), "warning", f"phase {m.phase}: the old CA certificates "
-                              f"({', '.join(old)}) are still in the trust files", Remedy.FINISH))
+        old = ", ".join(sorted(e.name for e in m.certificates.values() if e.role not in LEAF_ROLES and "@" in e.name))
+        what = {"renewed": f"the old CA certificates ({old}) are still in the trust files",
+                "begun": f"old ({old}) and new CAs are both trusted; the leaves are still the old CAs'",
+                "reissued": f"the leaves are the new CAs'; the old CAs ({old}) are still trusted"}[m.phase]
+        notices.append(Notice(old, "warning", f"phase {m.phase}: {what}",
+                              Remedy.REISSUE if m.phase == "begun" else Remedy.FINISH))
     crl: CrlStatus | None = None
     if m.crl_file and m.crl_next_update:
         when = parse_iso(m.crl_next_update)
