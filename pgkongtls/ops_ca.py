@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_LOCK_WAIT, lifecycle
 from pgkongtls.lifecycle import rotate
-from pgkongtls.lifecycle.ca import REISSUED, CaRenewal, plan_renew_ca, refuse
+from pgkongtls.lifecycle.ca import BEGUN, REISSUED, CaRenewal, plan_renew_ca, refuse
 from pgkongtls.manifest import Change
 from pgkongtls.ops import _apply, _checked
 
@@ -47,7 +47,7 @@ def reissue(
 ) -> Change:
     """`pgkongtls rotate reissue`: only the new issuing CA's key signs."""
     with _checked(pki, lock_wait) as (tx, m, found, read):
-        if m.phase != rotate.BEGUN:
+        if m.phase != BEGUN:
             raise refuse(m, "rotate reissue")
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=("issuing",))
         return _apply(tx, rotate.plan_reissue(m, ca, found, read, now=now))
