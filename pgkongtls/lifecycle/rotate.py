@@ -57,7 +57,7 @@ def plan_begin(
     """Mint the new CAs; the old ones stay trusted and keep signing their CRLs."""
     now = now or certs.utcnow()
     if m.phase is not None:
-        raise refuse(m, "begin")
+        raise refuse(m, "rotate begin")
     key_type = key_type or m.key_type
     if key_type not in KEY_TYPES:
         raise InputError(f"unknown --key-type {key_type!r}; use one of {', '.join(KEY_TYPES)}")
@@ -101,7 +101,7 @@ def plan_reissue(
     """Every leaf in service still from an old CA: the same name, subject, SANs and files, from the new CA."""
     now = now or certs.utcnow()
     if m.phase != BEGUN:
-        raise refuse(m, "reissue")
+        raise refuse(m, "rotate reissue")
     old = {e.name for e in old_cas(m)}
     plan = Plan.on(replace(m, phase=REISSUED))
     for e in sorted(m.certificates.values(), key=lambda e: e.name):
@@ -123,7 +123,7 @@ def plan_finish(m: Manifest, ca: Ca | None, read: Reader, *, crl_days: int = DEF
     if m.phase in (None, RENEWED):
         return plan_finish_renewal(m, read)
     if m.phase != REISSUED:
-        raise refuse(m, "finish")
+        raise refuse(m, "rotate finish")
     gone = {e.name for e in old_cas(m)}
     kept = {n: e for n, e in m.certificates.items() if n not in gone and e.issuer not in gone}
     manifest = replace(m, certificates=kept, phase=None)
