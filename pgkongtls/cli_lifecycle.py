@@ -194,17 +194,28 @@ def renew(names: tuple[str, ...], name_options: tuple[str, ...], pki_dir: Path, 
     and stay valid until their notAfter unless --revoke-old puts them on the CRL.
     The rendered configs stay valid: copy the new files and reload.
 
+    `renew intermediate` and `renew root` re-sign a CA's certificate with the
+    same key (both need the root key): every leaf keeps verifying, and only
+    chain.crt changes on the hosts.
+
     \b
     Example:
       pgkongtls renew --dir pki server
       pgkongtls renew --dir pki --expiring-within 30d
       pgkongtls renew --dir pki client --revoke-old
+      pgkongtls renew --dir pki intermediate
     """
     from pgkongtls import fsio, ops
     from pgkongtls.durations import parse_duration
+    from pgkongtls.lifecycle import CA_LEVELS
 
+    given = names_of(names, name_options)
+    if len(given) == 1 and given[0] in CA_LEVELS and expiring_within is None and not reuse_key and not revoke_old:
+        from pgkongtls.cli_rotate import renew_ca
+
+        return renew_ca(pki_dir, given[0], days, fsio.read_passphrase(passphrase_file))
     window = parse_duration(expiring_within, "--expiring-within") if expiring_within is not None else None
-    change = ops.renew(pki_dir, names_of(names, name_options), expiring_within=window, reuse_key=reuse_key, days=days,
+    change = ops.renew(pki_dir, given, expiring_within=window, reuse_key=reuse_key, days=days,
                        ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
                        revoke_old=revoke_old, crl_days=crl_days)
     if change is None:
@@ -352,7 +363,10 @@ def notice_text(pki_dir: Path, n: Notice) -> str:
 
     fix = {
         Remedy.RENEW: f"pgkongtls renew --dir {pki_dir} {n.name}",
-        Remedy.NEW_PKI: "a new CA means a new PKI: pgkongtls init --force",
+        Remedy.RENEW_CA: f"pgkongtls renew --dir {pki_dir} {n.name} (same key: only chain.crt changes on the hosts), "
+                         f"or pgkongtls rotate --dir {pki_dir} begin (new keys)",
+        Remedy.REISSUE: f"deploy chain.crt and crl.pem to every host, then: pgkongtls rotate --dir {pki_dir} reissue",
+        Remedy.FINISH: f"once every host has this phase's files: pgkongtls rotate --dir {pki_dir} finish",
         Remedy.RESIGN_CRL: f"pgkongtls crl --dir {pki_dir}, copy {n.name} to the database and reload it",
     }[n.remedy]
     return f"{n.message}; {fix}"
@@ -371,7 +385,7 @@ def status_json(pki_dir: Path, st: Status) -> dict[str, Any]:
 
 def print_status(pki_dir: Path, st: Status) -> None:
     """The status table and the warnings, on stderr."""
-    colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim"}
+    colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim", "superseded": "dim"}
     rows: list[tuple[output.Cell, ...]] = []
     for c in st.certificates:
         who = c.cn + (f"\nSAN: {', '.join(c.sans)}" if c.sans else "")

@@ -26,6 +26,9 @@ FORMAT = 1
 MODES = ("ca", "self-signed")
 CHAINS = ("intermediate", "root")
 ROLES = ("root", "intermediate", "server", "client")
+#: Manifest.phase while old CA certificates are still trusted: after `renew root|intermediate` ("renewed"),
+#: and between `rotate begin`, `rotate reissue` and `rotate finish` ("begun", "reissued").
+PHASES = ("renewed", "begun", "reissued")
 #: RFC 5280 CRLReason names `revoke --reason` stores (lifecycle.REASONS maps them to cryptography's flags).
 REVOCATION_REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
                       "privilegeWithdrawn")
@@ -82,6 +85,8 @@ class Manifest:
     #: Where each host keeps its files ("postgres", "kong" -> directory): the last `bundle --ssl-dir`,
     #: or `pgkongtls deploy-paths`. render and the hints use it so nobody retypes a path.
     deploy: dict[str, str] = field(default_factory=dict)
+    #: None in steady state; one of PHASES while old CA certificates (named LEVEL@serial) are still trusted.
+    phase: str | None = None
 
     @property
     def issuing_ca(self) -> str | None:
@@ -283,7 +288,10 @@ def loads(text: str) -> Manifest:
     if (not isinstance(deploy, dict) or not set(deploy) <= set(DEPLOY_KEYS)
             or not all(isinstance(v, str) and v.startswith("/") and v.isprintable() for v in deploy.values())):
         raise StateError(f"{MANIFEST_NAME}: deploy is malformed; set it again with pgkongtls deploy-paths")
-    m = replace(m, deploy=dict(deploy))
+    phase = data.get("phase")
+    if phase is not None and phase not in PHASES:
+        raise StateError(f"{MANIFEST_NAME}: phase {phase!r} is unknown; restore the manifest")
+    m = replace(m, deploy=dict(deploy), phase=phase)
     if not all(isinstance(h, str) for h in m.hosts) or m.key_type not in KEY_TYPES:
         raise StateError(f"{MANIFEST_NAME}: manifest.hosts or key_type is malformed; re-create it with pgkongtls init --force")
     _well_formed(m.crl_next_update, _TIME, "manifest.crl_next_update")

@@ -175,14 +175,23 @@ def bundled(m: Manifest, entry: CertEntry) -> list[str]:
     return []
 
 
+def _superseded(m: Manifest, role: str) -> list[str]:
+    """Fingerprints of the old CA certificates of `role` still trusted after `renew root|intermediate`."""
+    return [e.sha256 for n, e in sorted(m.certificates.items()) if e.role == role and "@" in n]
+
+
 def check_recorded(m: Manifest, entry: CertEntry, found: Sequence[x509.Certificate], where: str) -> None:
-    """A certificate file must hold exactly what init or issue wrote: its certificate, then its bundle."""
-    if [fingerprint(c) for c in found] != [entry.sha256, *bundled(m, entry)]:
+    """A certificate file must hold exactly what init or issue wrote: its certificate, then its bundle
+    (a leaf issued before `renew intermediate` bundles the old intermediate certificate)."""
+    got, want = [fingerprint(c) for c in found], [entry.sha256, *bundled(m, entry)]
+    if got != want and not (len(got) == 2 == len(want) and got[0] == entry.sha256
+                            and got[1] in _superseded(m, "intermediate")):
         raise NotAsRecorded(where)
 
 
 def check_chain_recorded(m: Manifest, found: Sequence[x509.Certificate], where: str = CHAIN_FILE) -> None:
-    """chain.crt holds the CAs, intermediate first."""
-    want = [m.certificates[n].sha256 for n in ("intermediate", "root") if n in m.certificates]
+    """chain.crt holds the CAs, intermediate first, each followed by its superseded certificates still trusted."""
+    want = [f for n in ("intermediate", "root") if n in m.certificates
+            for f in (m.certificates[n].sha256, *_superseded(m, n))]
     if [fingerprint(c) for c in found] != want:
         raise NotAsRecorded(where)

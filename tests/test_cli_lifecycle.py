@@ -180,8 +180,10 @@ def test_renew_expiring_within_renews_what_is_due(tmp_path: Path) -> None:
     ([], "name the certificates to renew, or pass --expiring-within 30d (not both)"),
     (["server", "--expiring-within", "30d"], "name the certificates to renew, or pass --expiring-within 30d (not both)"),
     (["nope"], "no certificate named 'nope' in this PKI; pgkongtls status lists them"),
-    (["root"], "root is a CA; renew re-issues server and client certificates; for a new CA re-create the PKI "
-               "with pgkongtls init --force"),
+    (["root", "--reuse-key"], "root is a CA; renew it on its own, without --reuse-key (it always keeps its key): "
+                              "pgkongtls renew --dir PKI root"),
+    (["root", "server"], "root is a CA; renew it on its own, without --reuse-key (it always keeps its key): "
+                         "pgkongtls renew --dir PKI root"),
     (["--expiring-within", "soon"],
      "invalid --expiring-within 'soon': use a number and a unit, like 30d (h hours, d days, w weeks)"),
     (["--expiring-within", "30"], "--expiring-within 30 has no unit; write 30d for days (or h hours, w weeks)"),
@@ -311,7 +313,9 @@ def test_status_words_each_remedy_as_a_command(tmp_path: Path) -> None:
     assert r.exit_code == cli_lifecycle.EXIT_EXPIRED == 3
     notices = {n["name"]: n for n in json.loads(r.stdout)["notices"]}
     assert notices["server"]["message"].endswith("; pgkongtls renew --dir old server")
-    assert notices["intermediate"]["message"].endswith("; a new CA means a new PKI: pgkongtls init --force")
+    assert notices["intermediate"]["message"].endswith(
+        "; pgkongtls renew --dir old intermediate (same key: only chain.crt changes on the hosts), "
+        "or pgkongtls rotate --dir old begin (new keys)")
     assert notices["crl.pem"]["message"].endswith(
         ": then PostgreSQL refuses every client certificate; pgkongtls crl --dir old, copy crl.pem to the database "
         "and reload it")

@@ -59,7 +59,8 @@ def test_the_same_option_has_one_type_in_every_command() -> None:
 
 def test_every_command_that_reads_or_writes_a_pki_takes_dir() -> None:
     takes_pki = [p for p in ALL if not isinstance(_command(p), click.Group) and p[0] not in ("install", "probe")]
-    missing = [" ".join(p) for p in takes_pki if "--dir" not in _options(p)]
+    # a group may own --dir for its phases (`rotate --dir PKI begin`, as issue #14 spells it)
+    missing = [" ".join(p) for p in takes_pki if "--dir" not in _options(p) and "--dir" not in _options(p[:-1])]
     assert missing == []
 
 

@@ -213,6 +213,21 @@ COMMANDS = {
     "revoke": Command(["revoke", "--dir", "pki", "n1"], "grown", steps_writing("crl.pem", MANIFEST_NAME),
                       lambda m, _: m.certificates["n1"].revoked is not None and m.crl_file is not None,
                       "n1 is already revoked (since {day}); pgkongtls crl re-signs the CRL"),
+    "renew-intermediate": Command(["renew", "--dir", "pki", "intermediate"], "grown",
+                                  steps_writing("intermediate.crt.{intermediate}.bak", "intermediate.crt", "chain.crt",
+                                                MANIFEST_NAME),
+                                  lambda m, old: old is not None and m.phase == "renewed"
+                                  and m.certificates["intermediate"].serial != old.certificates["intermediate"].serial,
+                                  None),
+    "renew-root": Command(["renew", "--dir", "pki", "root"], "grown",
+                          steps_writing("root.crt.{root}.bak", "root.crt", "chain.crt", MANIFEST_NAME),
+                          lambda m, old: old is not None and m.phase == "renewed"
+                          and m.certificates["root"].serial != old.certificates["root"].serial, None),
+    "rotate-finish": Command(["rotate", "--dir", "pki", "finish"], "renewed",
+                             steps_writing("chain.crt", "client.crt", "n1.crt", "server.crt", MANIFEST_NAME),
+                             lambda m, _: m.phase is None and all("@" not in n for n in m.certificates),
+                             "rotate finish refused: the PKI is in phase steady (no rotation); "
+                             "next is pgkongtls rotate --dir PKI begin"),
     "fleet": Command(["issue", "client", "--dir", "pki", *(f"--name={n}" for n in FLEET)], "grown",
                      steps_writing(*(f"{n}.{ext}" for n in FLEET for ext in ("crt", "key")), MANIFEST_NAME),
                      lambda m, _: set(FLEET) <= set(m.certificates),
@@ -234,7 +249,16 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ops.init(base / "root", InitOptions(chain="root"), now=now)
     ops.init(base / "grown", InitOptions(), now=now)
     assert run(["issue", "client", "--dir", "grown", "--name", "n1"], base).returncode == 0
-    return {"root": base / "root", "grown": base / "grown"}
+    shutil.copytree(base / "grown", base / "renewed", symlinks=True)
+    assert run(["renew", "--dir", "renewed", "intermediate"], base).returncode == 0
+    return {"root": base / "root", "grown": base / "grown", "renewed": base / "renewed"}
+
+
+def serials(m: Manifest | None) -> dict[str, str]:
+    """What `{serial}` (n1's), `{intermediate}` and `{root}` stand for in a command's steps."""
+    got = {k: m.certificates[n].serial for k, n in (("serial", "n1"), ("intermediate", "intermediate"), ("root", "root"))
+           if m is not None and n in m.certificates}
+    return {"serial": "", "intermediate": "", "root": "", **got}
 
 
 @dataclass
@@ -253,8 +277,7 @@ def setup(command: str, templates: dict[str, Path], work: Path) -> Setup:
     if cmd.template:
         shutil.copytree(templates[cmd.template], pki, symlinks=True)
         old = loads((pki / MANIFEST_NAME).read_text())
-    serial = old.certificates["n1"].serial if old and "n1" in old.certificates else ""
-    steps = [s.format(serial=serial) for s in cmd.steps]
+    steps = [s.format(**serials(old)) for s in cmd.steps]
     return Setup(pki, tree(pki), old, steps, [s.removeprefix("write:") for s in steps if s.startswith("write:")])
 
 
@@ -273,7 +296,7 @@ def test_killed_at_a_step_leaves_exactly_the_old_or_the_complete_new_state(
 ) -> None:
     cmd = COMMANDS[command]
     s = setup(command, templates, tmp_path)
-    step = step.format(serial=s.old.certificates["n1"].serial if s.old and "n1" in s.old.certificates else "")
+    step = step.format(**serials(s.old))
     proc = run(cmd.args, tmp_path, fail_at=f"{step}:kill")
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     left = stages(tmp_path)
@@ -314,7 +337,8 @@ def test_killed_at_a_step_leaves_exactly_the_old_or_the_complete_new_state(
 # ------------------------------------------------------------------ injected failures (no kill): one line, nothing changed
 
 FAILS = [("init-force", "write:root.key"), ("init-force", f"write:{MANIFEST_NAME}"), ("init-force", "staged"),
-         ("issue", "staged"), ("renew", "staged"), ("revoke", "staged")]
+         ("issue", "staged"), ("renew", "staged"), ("revoke", "staged"), ("renew-intermediate", "staged"),
+         ("rotate-finish", "staged")]
 
 
 @pytest.mark.parametrize(("command", "step"), FAILS, ids=[f"{c}-{s}" for c, s in FAILS])

@@ -459,8 +459,8 @@ def test_renew_needs_names_or_a_window(pki: Path) -> None:
 
 @pytest.mark.parametrize(("name", "message"), [
     ("nope", "no certificate named 'nope' in this PKI; pgkongtls status lists them"),
-    ("intermediate", "intermediate is a CA; renew re-issues server and client certificates; "
-                     "for a new CA re-create the PKI with pgkongtls init --force"),
+    ("intermediate", "intermediate is a CA; renew it on its own, without --reuse-key (it always keeps its key): "
+                     "pgkongtls renew --dir PKI intermediate"),
 ])
 def test_renew_refusals_change_nothing(pki: Path, name: str, message: str) -> None:
     before = snapshot(pki)
@@ -683,9 +683,9 @@ def test_status_reads_without_the_lock_so_monitoring_never_waits(pki: Path) -> N
         os.close(fd)
 
 
-def test_a_ca_row_names_a_new_pki_as_the_remedy(pki: Path) -> None:
+def test_a_ca_row_names_renewing_the_ca_as_the_remedy(pki: Path) -> None:
     s = ops.status(pki, now=NOW + dt.timedelta(days=1820), warn_days=30)
-    assert [(n.name, n.remedy) for n in s.notices if n.name == "intermediate"] == [("intermediate", lifecycle.Remedy.NEW_PKI)]
+    assert [(n.name, n.remedy) for n in s.notices if n.name == "intermediate"] == [("intermediate", lifecycle.Remedy.RENEW_CA)]
 
 
 def test_status_refuses_a_hand_edited_file(pki: Path) -> None:

@@ -33,11 +33,16 @@ class Ca:
     keys: dict[str, PrivateKey]
     issuing: str
 
+    def crl_levels(self) -> list[str]:
+        """The CAs that sign a CRL, in crl.pem's order: intermediates first, each old CA after the current one."""
+        return sorted(self.keys, key=lambda n: (n.partition("@")[0] != "intermediate", "@" in n, n))
+
     def signer(self, level: str) -> Issued:
         return Issued(cert=self.certs[level], key=self.keys[level])
 
     def anchors_and_intermediates(self) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
-        return [self.certs["root"]], [c for n, c in self.certs.items() if n != "root"]
+        """The current CAs only: an old CA kept during `rotate` (LEVEL@serial) signs CRLs, never a leaf."""
+        return [self.certs["root"]], [c for n, c in self.certs.items() if n == "intermediate"]
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,12 @@ def load_ca(
         raise StateError("this is a self-signed test PKI: it has no CA to sign with; create one with pgkongtls init")
     levels = [n for n in CA_LEVELS if n in m.certificates]
     wanted = {m.issuing_ca if s == "issuing" else s for s in sign_with}
+    if set(CA_LEVELS) <= wanted:  # every level signs a CRL, so do the old CAs of a rotation (their own keys)
+        current = {m.certificates[n].key_file for n in levels}
+        for e in sorted(m.certificates.values(), key=lambda e: e.name):
+            if e.role in CA_LEVELS and "@" in e.name and e.key_file not in current:
+                levels.append(e.name)
+                wanted.add(e.name)
     keys: dict[str, PrivateKey] = {}
     for level in levels:
         if level not in wanted:

@@ -33,8 +33,8 @@ def plan_renew(
         if "@" in name:
             raise InputError(f"{name} is a revoked certificate kept for the CRL; renew {name.split('@')[0]} instead")
         if old.role not in LEAF_ROLES:
-            raise InputError(f"{name} is a CA; renew re-issues server and client certificates; "
-                             "for a new CA re-create the PKI with pgkongtls init --force")
+            raise InputError(f"{name} is a CA; renew it on its own, without --reuse-key (it always keeps its key): "
+                             f"pgkongtls renew --dir PKI {name}")
         cert = found[name]
         if reuse_key:
             if old.revocation_reason == "keyCompromise":

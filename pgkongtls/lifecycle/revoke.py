@@ -50,9 +50,7 @@ def build_crls(m: Manifest, ca: Ca, *, days: int, now: dt.datetime, number: int)
     check_days(days, "--crl-days", 1, MAX_CRL_DAYS)
     next_update = now + dt.timedelta(days=days)
     out: list[bytes] = []
-    for level in ("intermediate", "root"):
-        if level not in ca.certs:
-            continue
+    for level in ca.crl_levels():
         signer = ca.signer(level)
         ski = signer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         builder = (
@@ -125,7 +123,7 @@ def load_crls(m: Manifest, found: dict[str, x509.Certificate], data: bytes | Non
     if not m.crl_file:
         return []
     crls = list(pkiload.parse_crls(data, m.crl_file))
-    cas = {found[n].subject: found[n] for n in CA_LEVELS if n in found}
+    cas = {found[n].subject: found[n] for n, e in m.certificates.items() if e.role in CA_LEVELS and n in found}
     ok = bool(crls) and len({c.issuer for c in crls}) == len(cas) and all(
         c.issuer in cas and c.is_signature_valid(certs.ca_public_key(cas[c.issuer])) for c in crls
     )

@@ -19,7 +19,9 @@ class Remedy(enum.Enum):
     """What fixes a notice; cli_lifecycle turns it into the command to run."""
 
     RENEW = "renew"  # a leaf: renew it
-    NEW_PKI = "new-pki"  # a CA: a new CA means a new PKI
+    RENEW_CA = "renew-ca"  # a CA: renew it with its own key (renew root|intermediate), or rotate to new keys
+    REISSUE = "reissue"  # rotate begun: deploy the trust files, then re-issue the leaves from the new CAs
+    FINISH = "finish"  # old CA certificates still trusted: drop them once every host has this phase's files
     RESIGN_CRL = "crl"  # the CRL: re-sign it and ship it to the database
 
 
@@ -35,7 +37,7 @@ class CertStatus:
     serial: str
     not_after: str
     days_left: int
-    state: str  # valid, expiring, expired, revoked
+    state: str  # valid, expiring, expired, revoked, superseded (an old CA certificate still trusted)
     revoked: str | None = None
     revocation_reason: str | None = None
 
@@ -71,6 +73,7 @@ class Status:
     notices: tuple[Notice, ...]
     #: (CA level, nextUpdate) of each CRL in the CRL file: every level's is a deadline of its own.
     crl_levels: tuple[tuple[str, str], ...] = ()
+    phase: str | None = None
 
     @property
     def expired(self) -> list[str]:
@@ -106,15 +109,26 @@ def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: in
     order = {r: i for i, r in enumerate(ROLES)}
     for e in sorted(m.certificates.values(), key=lambda e: (order[e.role], e.name)):
         when = parse_iso(e.not_after)
-        state = "revoked" if e.revoked else _state(when, now, warn)
+        superseded = "@" in e.name and e.role not in LEAF_ROLES  # an old CA certificate kept in the trust files
+        state = "revoked" if e.revoked else "superseded" if superseded else _state(when, now, warn)
         left = _days_left(when, now)
         rows.append(CertStatus(e.name, e.role, e.cn, e.sans, e.issuer, e.serial, e.not_after, left, state,
                                e.revoked, e.revocation_reason))
-        remedy = Remedy.RENEW if e.role in LEAF_ROLES else Remedy.NEW_PKI
+        remedy = Remedy.RENEW if e.role in LEAF_ROLES else Remedy.RENEW_CA
+        if superseded:
+            continue  # the phase notice covers it
         if state == "expired":
             notices.append(Notice(e.name, "expired", f"{e.name} expired on {e.not_after[:10]}", remedy))
         elif state == "expiring":
             notices.append(Notice(e.name, "warning", f"{e.name} expires in {left} days ({e.not_after[:10]})", remedy))
+    notices += _outlived(m)
+    if m.phase is not None:
+        old = ", ".join(sorted(e.name for e in m.certificates.values() if e.role not in LEAF_ROLES and "@" in e.name))
+        what = {"renewed": f"the old CA certificates ({old}) are still in the trust files",
+                "begun": f"old ({old}) and new CAs are both trusted; the leaves are still the old CAs'",
+                "reissued": f"the leaves are the new CAs'; the old CAs ({old}) are still trusted"}[m.phase]
+        notices.append(Notice(old, "warning", f"phase {m.phase}: {what}",
+                              Remedy.REISSUE if m.phase == "begun" else Remedy.FINISH))
     crl: CrlStatus | None = None
     if m.crl_file and m.crl_next_update:
         when = parse_iso(m.crl_next_update)
@@ -126,4 +140,19 @@ def compute_status(m: Manifest, *, now: dt.datetime | None = None, warn_days: in
             notices.append(Notice(m.crl_file, "warning", f"{m.crl_file} nextUpdate is in {crl.days_left} days "
                                   f"({m.crl_next_update[:10]}): then PostgreSQL refuses every client certificate",
                                   Remedy.RESIGN_CRL))
-    return Status(iso(now), warn_days, tuple(rows), crl, tuple(notices), crl_levels)
+    return Status(iso(now), warn_days, tuple(rows), crl, tuple(notices), crl_levels, m.phase)
+
+
+def _outlived(m: Manifest) -> list[Notice]:
+    """A CA that expires before a certificate it issued: from that day the certificate stops verifying."""
+    out: list[Notice] = []
+    for level in ("root", "intermediate"):
+        ca = m.certificates.get(level)
+        if ca is None:
+            continue
+        later = sorted(e.name for e in m.certificates.values() if e.issuer == level and not e.revoked
+                       and "@" not in e.name and parse_iso(e.not_after) > parse_iso(ca.not_after))
+        if later:
+            out.append(Notice(level, "warning", f"the {level} CA expires on {ca.not_after[:10]}, before "
+                              f"{', '.join(later[:3])}{' …' if len(later) > 3 else ''} it issued", Remedy.RENEW_CA))
+    return out

@@ -134,7 +134,11 @@ def check_leaf_chain(
 
 
 def check_chain_order(chain: CertFile) -> list[Finding]:
-    """chain.crt as the document makes it: intermediate first, each issued by the next, root last."""
+    """chain.crt as the document makes it: intermediate first, each issued by the next, root last.
+
+    During a CA renewal or rotation it holds old and new CAs (intermediates first, then the roots): then a
+    certificate need only be issued by one that follows it.
+    """
     certs = chain.certs
     for i, c in enumerate(certs):
         nxt = certs[i + 1] if i + 1 < len(certs) else None
@@ -143,7 +147,7 @@ def check_chain_order(chain: CertFile) -> list[Finding]:
                 return [Finding("chain-order", WARNING, chain.path,
                                 f"{chain.path} ends with {name_of(c)}, not with the self-signed root",
                                 "append the root: cat root.crt >> chain.crt")]
-        elif not issued_by(c, nxt):
+        elif not self_issued(c) and not any(issued_by(c, later) for later in certs[i + 1:]):
             return [Finding("chain-order", WARNING, chain.path,
                             f"{chain.path}: {name_of(c)} is not issued by the next certificate {name_of(nxt)}",
                             "write it leaf side first: cat intermediate.crt root.crt > chain.crt")]
