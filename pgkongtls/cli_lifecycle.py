@@ -123,8 +123,10 @@ def issue_client(names: tuple[str, ...], name_options: tuple[str, ...], cn: str 
     from pgkongtls.lifecycle import LeafRequest
 
     wanted = need_names(names_of(names, name_options), "issue client")
-    change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in wanted], days=days,
-                       key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
+    with output.progress("issue") as report:
+        change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in wanted], days=days,
+                           key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file),
+                           lock_wait=lock_wait(), progress=report)
     print_entries(f"issued in {pki_dir}", change.done)
     steps = []
     if any(e.cn != change.manifest.db_user for e in change.done):  # pg_hba.conf and pg_ident.conf must map them
@@ -215,9 +217,10 @@ def renew(names: tuple[str, ...], name_options: tuple[str, ...], pki_dir: Path, 
 
         return renew_ca(pki_dir, given[0], days, fsio.read_passphrase(passphrase_file))
     window = parse_duration(expiring_within, "--expiring-within") if expiring_within is not None else None
-    change = ops.renew(pki_dir, given, expiring_within=window, reuse_key=reuse_key, days=days,
-                       ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
-                       revoke_old=revoke_old, crl_days=crl_days)
+    with output.progress("renew") as report:
+        change = ops.renew(pki_dir, given, expiring_within=window, reuse_key=reuse_key, days=days,
+                           ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
+                           revoke_old=revoke_old, crl_days=crl_days, progress=report)
     if change is None:
         output.line(f"nothing expires within {expiring_within}; nothing renewed")
         return

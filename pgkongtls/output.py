@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pgkongtls.errors import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -44,12 +46,14 @@ def console() -> Console:
 
 
 def _text(cell: Cell) -> str:
-    return cell if isinstance(cell, str) else cell[0]
+    """The cell's text, any control character made visible; its own line breaks (SAN lists) kept."""
+    return "\n".join(printable(part) for part in (cell if isinstance(cell, str) else cell[0]).split("\n"))
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, right: Sequence[str] = (),
           no_wrap: Sequence[str] = (), lines: bool = False) -> None:
     """A table on a terminal; else the title and one padded line per row (a cell's line breaks become '; ')."""
+    title = printable(title)
     if not on_terminal():
         flat = [[_text(c).replace("\n", "; ") for c in row] for row in rows]
         width = [max((len(r[i]) for r in flat), default=0) for i in range(len(columns))]
@@ -66,12 +70,13 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *,
     for col in columns:
         t.add_column(escape(col), justify="right" if col in right else "left", no_wrap=col in no_wrap, overflow="fold")
     for cells in rows:
-        t.add_row(*(escape(c) if isinstance(c, str) else f"[{c[1]}]{escape(c[0])}[/]" for c in cells))
+        t.add_row(*(escape(_text(c)) if isinstance(c, str) else f"[{c[1]}]{escape(_text(c))}[/]" for c in cells))
     console().print(t)
 
 
 def line(text: str, *, label: Styled | None = None) -> None:
     """One message, never wrapped; `label` ("warning:", "yellow") is coloured on a terminal."""
+    text = printable(text)
     if not on_terminal():
         click.echo(f"{label[0]} {text}" if label else text, err=True)
         return
@@ -109,7 +114,7 @@ class Progress:
             return
         if not self.terminal:
             if self.last is None or now - self.last >= PROGRESS_EVERY:
-                click.echo(f"{self.label}: {done}/{total}", err=True)
+                click.echo(f"{self.label}: {done}/{total} certificates", err=True)
                 self.last = now
             return
         if self.bar is None:
