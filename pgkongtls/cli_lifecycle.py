@@ -399,7 +399,7 @@ def print_status(pki_dir: Path, st: Status) -> None:
         rows.append((st.crl.file, "CRL", "nextUpdate", st.crl.next_update[:10], str(st.crl.days_left),
                      (st.crl.state, colour[st.crl.state])))
     output.table(f"{pki_dir} at {st.now} (serials, issuers: --json)", ("name", "role", "CN / SANs", "not after", "days", "state"),
-                 rows, right=("days",), no_wrap=("role", "not after", "days", "state"))
+                 rows, right=("days",), no_wrap=("name", "role", "not after", "days", "state"))
     for n in st.notices:
         label = ("EXPIRED:", "bold red") if n.severity == "expired" else ("warning:", "yellow")
         output.line(notice_text(pki_dir, n), label=label)

@@ -52,9 +52,10 @@ def _text(cell: Cell) -> str:
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, right: Sequence[str] = (),
           no_wrap: Sequence[str] = (), lines: bool = False) -> None:
-    """A table on a terminal; else the title and one padded line per row (a cell's line breaks become '; ')."""
+    """A table on a terminal; else (or when the terminal is too narrow for it) the title and one padded
+    line per row, a cell's line breaks as '; '."""
     title = printable(title)
-    if not on_terminal():
+    if not on_terminal() or not _drawn(title, columns, rows, right=right, no_wrap=no_wrap, lines=lines):
         flat = [[_text(c).replace("\n", "; ") for c in row] for row in rows]
         width = [max((len(r[i]) for r in flat), default=0) for i in range(len(columns))]
         click.echo(title, err=True)
@@ -62,7 +63,25 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *,
             padded = [c.rjust(w) if col in right else c.ljust(w)
                       for c, w, col in zip(row[:-1], width, columns, strict=False)] + row[-1:]
             click.echo(("  " + "  ".join(padded)).rstrip(), err=True)
-        return
+
+
+def _narrowest(columns: Sequence[str], rows: Sequence[Sequence[Cell]], no_wrap: Sequence[str]) -> int:
+    """The fewest columns the table fits in with no name cut: no_wrap cells whole, others' longest word;
+    rich's own minimum lets it truncate no_wrap cells instead."""
+    from rich.cells import cell_len
+
+    def need(col: str, texts: list[str]) -> int:
+        parts = texts if col in no_wrap else [w for t in texts for w in t.split()]
+        return max((cell_len(p) for p in parts), default=0)
+
+    texts = [[col, *(_text(r[i]) for r in rows)] for i, col in enumerate(columns)]
+    lines = [[ln for t in col_texts for ln in t.split("\n")] for col_texts in texts]
+    return sum(need(col, ls) for col, ls in zip(columns, lines, strict=True)) + 3 * len(columns) + 1
+
+
+def _drawn(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, right: Sequence[str],
+           no_wrap: Sequence[str], lines: bool) -> bool:
+    """Draw the table on the terminal; False when even folded it would not fit (the caller prints lines)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -71,7 +90,11 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *,
         t.add_column(escape(col), justify="right" if col in right else "left", no_wrap=col in no_wrap, overflow="fold")
     for cells in rows:
         t.add_row(*(escape(_text(c)) if isinstance(c, str) else f"[{c[1]}]{escape(_text(c))}[/]" for c in cells))
-    console().print(t)
+    out = console()
+    if _narrowest(columns, rows, no_wrap) > out.width:
+        return False
+    out.print(t)
+    return True
 
 
 def line(text: str, *, label: Styled | None = None) -> None:
