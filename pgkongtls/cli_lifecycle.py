@@ -328,7 +328,7 @@ def status(ctx: click.Context, pki_dir: Path, warn_days: int, output_format: str
       pgkongtls status --dir pki
       pgkongtls status --dir pki --json --warn-days 45 | jq -r '.notices[].message'
       pgkongtls status --dir pki --fail-within 30d
-      pgkongtls status --dir pki --format prometheus > /var/lib/node_exporter/textfile/pgkongtls.prom
+      pgkongtls status --dir pki --format prometheus > pgkongtls.prom
     """
     from pgkongtls import lifecycle, ops
     from pgkongtls.durations import parse_duration
