@@ -167,4 +167,4 @@ def status(pki: Path, *, warn_days: int = lifecycle.DEFAULT_WARN_DAYS, now: dt.d
     read = fsio.reader(Path(pki))
     found = lifecycle.verify_files(m, read)
     crls = lifecycle.load_crls(m, found, read(m.crl_file) if m.crl_file else None)
-    return lifecycle.compute_status(m, now=now, warn_days=warn_days, crl_levels=lifecycle.crl_levels(found, crls))
+    return lifecycle.compute_status(m, now=now, warn_days=warn_days, crl_levels=lifecycle.crl_levels(m, found, crls))
