@@ -70,6 +70,7 @@ def redeploy(pki_dir: Path, host: str, name: str | None = None) -> str:
 
 
 def print_next(steps: list[str]) -> None:
+    """The `next:` hints of a day-2 command (cli_rotate's too): commands to paste, never wrapped."""
     output.hints(steps)
 
 
@@ -123,8 +124,10 @@ def issue_client(names: tuple[str, ...], name_options: tuple[str, ...], cn: str 
     from pgkongtls.lifecycle import LeafRequest
 
     wanted = need_names(names_of(names, name_options), "issue client")
-    change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in wanted], days=days,
-                       key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
+    with output.progress("issue") as report:
+        change = ops.issue(pki_dir, [LeafRequest(name=n, role="client", cn=cn) for n in wanted], days=days,
+                           key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file),
+                           lock_wait=lock_wait(), progress=report)
     print_entries(f"issued in {pki_dir}", change.done)
     steps = []
     if any(e.cn != change.manifest.db_user for e in change.done):  # pg_hba.conf and pg_ident.conf must map them
@@ -215,9 +218,10 @@ def renew(names: tuple[str, ...], name_options: tuple[str, ...], pki_dir: Path, 
 
         return renew_ca(pki_dir, given[0], days, fsio.read_passphrase(passphrase_file))
     window = parse_duration(expiring_within, "--expiring-within") if expiring_within is not None else None
-    change = ops.renew(pki_dir, given, expiring_within=window, reuse_key=reuse_key, days=days,
-                       ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
-                       revoke_old=revoke_old, crl_days=crl_days)
+    with output.progress("renew") as report:
+        change = ops.renew(pki_dir, given, expiring_within=window, reuse_key=reuse_key, days=days,
+                           ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
+                           revoke_old=revoke_old, crl_days=crl_days, progress=report)
     if change is None:
         output.line(f"nothing expires within {expiring_within}; nothing renewed")
         return
@@ -329,7 +333,7 @@ def status(ctx: click.Context, pki_dir: Path, warn_days: int, output_format: str
       pgkongtls status --dir pki
       pgkongtls status --dir pki --json --warn-days 45 | jq -r '.notices[].message'
       pgkongtls status --dir pki --fail-within 30d
-      pgkongtls status --dir pki --format prometheus > /var/lib/node_exporter/textfile/pgkongtls.prom
+      pgkongtls status --dir pki --format prometheus > pgkongtls.prom
     """
     from pgkongtls import lifecycle, ops
     from pgkongtls.durations import parse_duration
@@ -396,7 +400,7 @@ def print_status(pki_dir: Path, st: Status) -> None:
         rows.append((st.crl.file, "CRL", "nextUpdate", st.crl.next_update[:10], str(st.crl.days_left),
                      (st.crl.state, colour[st.crl.state])))
     output.table(f"{pki_dir} at {st.now} (serials, issuers: --json)", ("name", "role", "CN / SANs", "not after", "days", "state"),
-                 rows, right=("days",), no_wrap=("role", "not after", "days", "state"))
+                 rows, right=("days",), no_wrap=("name", "role", "not after", "days", "state"))
     for n in st.notices:
         label = ("EXPIRED:", "bold red") if n.severity == "expired" else ("warning:", "yellow")
         output.line(notice_text(pki_dir, n), label=label)

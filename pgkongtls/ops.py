@@ -93,12 +93,13 @@ def _apply(tx: fsio.Transaction, change: Change, *, force: bool = False) -> Chan
 def issue(
     pki: Path, requests: list[lifecycle.LeafRequest], *, days: int = DEFAULT_DAYS_LEAF, key_type: str | None = None,
     force: bool = False, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
-    lock_wait: float = DEFAULT_LOCK_WAIT,
+    lock_wait: float = DEFAULT_LOCK_WAIT, progress: lifecycle.Progress | None = None,
 ) -> Change:
     """`pgkongtls issue client|server`: mint leaves from the issuing CA, all in one commit."""
     with _checked(pki, lock_wait) as (tx, m, found, read):
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=("issuing",))
-        change = lifecycle.plan_issue(m, ca, requests, read, days=days, key_type=key_type, force=force, now=now)
+        change = lifecycle.plan_issue(m, ca, requests, read, days=days, key_type=key_type, force=force, now=now,
+                                       progress=progress)
         return _apply(tx, change, force=force)
 
 
@@ -106,6 +107,7 @@ def renew(
     pki: Path, names: list[str], *, expiring_within: dt.timedelta | None = None, reuse_key: bool = False,
     days: int | None = None, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
     lock_wait: float = DEFAULT_LOCK_WAIT, revoke_old: bool = False, crl_days: int = lifecycle.DEFAULT_CRL_DAYS,
+    progress: lifecycle.Progress | None = None,
 ) -> Change | None:
     """`pgkongtls renew`: re-issue the named leaves (or those expiring soon); None when none are due.
 
@@ -124,7 +126,8 @@ def renew(
             lifecycle.lookup(m, name)
         signers = lifecycle.CA_LEVELS if revoke_old else ("issuing",)
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=signers)
-        change = lifecycle.plan_renew(m, ca, found, names, read, reuse_key=reuse_key, days=days, now=now)
+        change = lifecycle.plan_renew(m, ca, found, names, read, reuse_key=reuse_key, days=days, now=now,
+                                       progress=progress)
         if revoke_old:
             change = lifecycle.plan_revoke_old(m, change, ca, read, crl_days=crl_days, now=now)
         return _apply(tx, change)
@@ -164,4 +167,4 @@ def status(pki: Path, *, warn_days: int = lifecycle.DEFAULT_WARN_DAYS, now: dt.d
     read = fsio.reader(Path(pki))
     found = lifecycle.verify_files(m, read)
     crls = lifecycle.load_crls(m, found, read(m.crl_file) if m.crl_file else None)
-    return lifecycle.compute_status(m, now=now, warn_days=warn_days, crl_levels=lifecycle.crl_levels(found, crls))
+    return lifecycle.compute_status(m, now=now, warn_days=warn_days, crl_levels=lifecycle.crl_levels(m, found, crls))

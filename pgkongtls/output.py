@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pgkongtls.errors import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -44,13 +46,16 @@ def console() -> Console:
 
 
 def _text(cell: Cell) -> str:
-    return cell if isinstance(cell, str) else cell[0]
+    """The cell's text, any control character made visible; its own line breaks (SAN lists) kept."""
+    return "\n".join(printable(part) for part in (cell if isinstance(cell, str) else cell[0]).split("\n"))
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, right: Sequence[str] = (),
           no_wrap: Sequence[str] = (), lines: bool = False) -> None:
-    """A table on a terminal; else the title and one padded line per row (a cell's line breaks become '; ')."""
-    if not on_terminal():
+    """A table on a terminal; else (or when the terminal is too narrow for it) the title and one padded
+    line per row, a cell's line breaks as '; '."""
+    title = printable(title)
+    if not on_terminal() or not _drawn(title, columns, rows, right=right, no_wrap=no_wrap, lines=lines):
         flat = [[_text(c).replace("\n", "; ") for c in row] for row in rows]
         width = [max((len(r[i]) for r in flat), default=0) for i in range(len(columns))]
         click.echo(title, err=True)
@@ -58,7 +63,25 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *,
             padded = [c.rjust(w) if col in right else c.ljust(w)
                       for c, w, col in zip(row[:-1], width, columns, strict=False)] + row[-1:]
             click.echo(("  " + "  ".join(padded)).rstrip(), err=True)
-        return
+
+
+def _narrowest(columns: Sequence[str], rows: Sequence[Sequence[Cell]], no_wrap: Sequence[str]) -> int:
+    """The fewest columns the table fits in with no name cut: no_wrap cells whole, others' longest word;
+    rich's own minimum lets it truncate no_wrap cells instead."""
+    from rich.cells import cell_len
+
+    def need(col: str, texts: list[str]) -> int:
+        parts = texts if col in no_wrap else [w for t in texts for w in t.split()]
+        return max((cell_len(p) for p in parts), default=0)
+
+    texts = [[col, *(_text(r[i]) for r in rows)] for i, col in enumerate(columns)]
+    lines = [[ln for t in col_texts for ln in t.split("\n")] for col_texts in texts]
+    return sum(need(col, ls) for col, ls in zip(columns, lines, strict=True)) + 3 * len(columns) + 1
+
+
+def _drawn(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, right: Sequence[str],
+           no_wrap: Sequence[str], lines: bool) -> bool:
+    """Draw the table on the terminal; False when even folded it would not fit (the caller prints lines)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -66,12 +89,17 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *,
     for col in columns:
         t.add_column(escape(col), justify="right" if col in right else "left", no_wrap=col in no_wrap, overflow="fold")
     for cells in rows:
-        t.add_row(*(escape(c) if isinstance(c, str) else f"[{c[1]}]{escape(c[0])}[/]" for c in cells))
-    console().print(t)
+        t.add_row(*(escape(_text(c)) if isinstance(c, str) else f"[{c[1]}]{escape(_text(c))}[/]" for c in cells))
+    out = console()
+    if _narrowest(columns, rows, no_wrap) > out.width:
+        return False
+    out.print(t)
+    return True
 
 
 def line(text: str, *, label: Styled | None = None) -> None:
     """One message, never wrapped; `label` ("warning:", "yellow") is coloured on a terminal."""
+    text = printable(text)
     if not on_terminal():
         click.echo(f"{label[0]} {text}" if label else text, err=True)
         return
@@ -109,7 +137,7 @@ class Progress:
             return
         if not self.terminal:
             if self.last is None or now - self.last >= PROGRESS_EVERY:
-                click.echo(f"{self.label}: {done}/{total}", err=True)
+                click.echo(f"{self.label}: {done}/{total} certificates", err=True)
                 self.last = now
             return
         if self.bar is None:

@@ -14,9 +14,9 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from pgkongtls import lifecycle, ops
+from pgkongtls import lifecycle, ops, ops_ca
 from pgkongtls.lifecycle import CertStatus, CrlStatus, LeafRequest, Status
-from pgkongtls.metrics import DEFAULT_PHASE, render_prometheus
+from pgkongtls.metrics import STEADY_PHASE, render_prometheus
 from pgkongtls.pki import InitOptions
 
 from .clirun import ok, run
@@ -60,10 +60,25 @@ def test_every_certificate_and_crl_level_with_seconds_to_its_deadline(pki: Path)
     blocks = re.findall(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----\n", (pki / "crl.pem").read_bytes(), re.DOTALL)
     crls = [x509.load_pem_x509_crl(b) for b in blocks]
     issuers = {on_disk(pki, f"{level}.crt").subject: level for level in ("root", "intermediate")}
-    want = {(("dir", "pki"), ("level", issuers[c.issuer])): (c.next_update_utc - NOW).total_seconds() for c in crls}
+    want = {(("ca", issuers[c.issuer]), ("dir", "pki"), ("level", issuers[c.issuer])): (c.next_update_utc - NOW).total_seconds()
+            for c in crls}
     assert m["pgkongtls_crl_next_update_seconds"] == want and len(want) == 2
-    assert m["pgkongtls_ca_phase"] == {(("dir", "pki"), ("phase", DEFAULT_PHASE)): 1.0}
+    assert m["pgkongtls_ca_phase"] == {(("dir", "pki"), ("phase", STEADY_PHASE)): 1.0}
     assert m["pgkongtls_status_check_timestamp_seconds"] == {(("dir", "pki"),): NOW.timestamp()}
+
+
+def test_a_rotation_reports_its_phase_and_the_old_cas_crls_too(pki: Path) -> None:
+    ops_ca.begin(pki, now=T0 + dt.timedelta(days=2))
+    text = render_prometheus(ops.status(pki, now=NOW), "pki")
+    m = samples(text)
+    assert m["pgkongtls_ca_phase"] == {(("dir", "pki"), ("phase", "begun")): 1.0}
+    old = {e.name: e.role for e in ops.fsio.load_manifest(pki).certificates.values() if "@" in e.name}
+    assert sorted(old.values()) == ["intermediate", "root"]
+    crl = m["pgkongtls_crl_next_update_seconds"]
+    assert {(dict(k)["ca"], dict(k)["level"]) for k in crl} == {
+        ("root", "root"), ("intermediate", "intermediate"), *((name, role) for name, role in old.items())}
+    series = [line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")]
+    assert len(series) == len(set(series))  # no series twice, which Prometheus would reject
 
 
 def test_a_passed_deadline_is_negative(pki: Path) -> None:

@@ -18,6 +18,7 @@ from pgkongtls.lifecycle.base import (
     RESERVED_NAMES,
     Ca,
     LeafRequest,
+    Progress,
     Reader,
     check_days,
     client_cn,
@@ -36,7 +37,7 @@ from pgkongtls.manifest import CRL_FILE, Change, Manifest
 
 __all__ = [
     "CA_LEVELS", "CRL_FILE", "DEFAULT_CRL_DAYS", "DEFAULT_WARN_DAYS", "LEAF_ROLES", "REASONS", "RESERVED_NAMES",
-    "Ca", "CertStatus", "Change", "CrlStatus", "LeafRequest", "Manifest", "Notice", "Reader", "Remedy", "Status",
+    "Ca", "CertStatus", "Change", "CrlStatus", "LeafRequest", "Manifest", "Notice", "Progress", "Reader", "Remedy", "Status",
     "build_crls", "check_days", "client_cn", "compute_status", "crl_levels", "due_within", "load_ca", "load_crls",
     "load_key", "lookup", "plan_crl", "plan_issue", "plan_renew", "plan_revoke", "plan_revoke_old", "previous_crl_number",
     "select_expiring", "sharing_key",

@@ -17,6 +17,8 @@ from pgkongtls.manifest import CHAIN_FILE, CertEntry, Manifest
 
 #: Reads one file of the PKI directory by name; None when it does not exist.
 Reader = Callable[[str], "bytes | None"]
+#: Told (done, total) after each certificate a long loop mints; the CLI draws it, the library never prints.
+Progress = Callable[[int, int], None]
 
 CA_LEVELS = ("root", "intermediate")
 LEAF_ROLES = ("server", "client")

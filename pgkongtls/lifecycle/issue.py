@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pgkongtls import DEFAULT_DAYS_LEAF, certs
 from pgkongtls.certs import PrivateKey, cert_pem, key_pem, self_check
 from pgkongtls.errors import InputError, StateError
-from pgkongtls.lifecycle.base import Ca, LeafRequest, Reader, check_days, client_cn, must, validate_name
+from pgkongtls.lifecycle.base import Ca, LeafRequest, Progress, Reader, check_days, client_cn, must, validate_name
 from pgkongtls.manifest import CertEntry, Change, Manifest, backup_name, entry_for, host_text
 
 
@@ -86,7 +86,7 @@ class Plan:
 
 def plan_issue(
     m: Manifest, ca: Ca, requests: list[LeafRequest], read: Reader, *, days: int = DEFAULT_DAYS_LEAF,
-    key_type: str | None = None, force: bool = False, now: dt.datetime | None = None,
+    key_type: str | None = None, force: bool = False, now: dt.datetime | None = None, progress: Progress | None = None,
 ) -> Change:
     """Mint new server or client leaves; an existing name needs `force` and is kept as .bak."""
     now = now or certs.utcnow()
@@ -119,4 +119,6 @@ def plan_issue(
             also_client=req.also_client and req.role == "server",
         )
         plan.add(entry, crt, key)
+        if progress is not None:
+            progress(len(plan.done), len(requests))
     return plan.change()

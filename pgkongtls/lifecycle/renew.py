@@ -8,7 +8,7 @@ from cryptography import x509
 
 from pgkongtls import certs
 from pgkongtls.errors import InputError, StateError
-from pgkongtls.lifecycle.base import LEAF_ROLES, Ca, Reader, key_type_of_cert, load_key, lookup, same_key
+from pgkongtls.lifecycle.base import LEAF_ROLES, Ca, Progress, Reader, key_type_of_cert, load_key, lookup, same_key
 from pgkongtls.lifecycle.issue import Plan, leaf_days, max_days, mint
 from pgkongtls.manifest import Change, Manifest, parse_iso
 
@@ -23,12 +23,13 @@ def select_expiring(m: Manifest, window: dt.timedelta, now: dt.datetime) -> list
 
 def plan_renew(
     m: Manifest, ca: Ca, found: dict[str, x509.Certificate], names: list[str], read: Reader, *,
-    reuse_key: bool = False, days: int | None = None, now: dt.datetime | None = None,
+    reuse_key: bool = False, days: int | None = None, now: dt.datetime | None = None, progress: Progress | None = None,
 ) -> Change:
     """Re-issue leaves; the lifetime stays the old one unless `days` is given, and never outlives the CA."""
     now = now or certs.utcnow()
     plan = Plan.on(m)
-    for name in dict.fromkeys(names):
+    unique = list(dict.fromkeys(names))
+    for name in unique:
         old = lookup(m, name)
         if "@" in name:
             raise InputError(f"{name} is a revoked certificate kept for the CRL; renew {name.split('@')[0]} instead")
@@ -52,4 +53,6 @@ def plan_renew(
             file=old.file, key_file=old.key_file, also_client=old.role == "server" and certs.has_client_auth(cert),
         )
         plan.add(entry, crt, key_bytes)
+        if progress is not None:
+            progress(len(plan.done), len(unique))
     return plan.change()

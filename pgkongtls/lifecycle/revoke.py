@@ -132,7 +132,9 @@ def load_crls(m: Manifest, found: dict[str, x509.Certificate], data: bytes | Non
     return crls
 
 
-def crl_levels(found: dict[str, x509.Certificate], crls: list[x509.CertificateRevocationList]) -> tuple[tuple[str, str], ...]:
-    """(CA level, nextUpdate) of each CRL load_crls accepted, root last as build_crls writes them."""
-    level_of = {found[n].subject: n for n in CA_LEVELS if n in found}
-    return tuple((level_of[c.issuer], iso(c.next_update_utc)) for c in crls if c.next_update_utc and c.issuer in level_of)
+def crl_levels(m: Manifest, found: dict[str, x509.Certificate],
+               crls: list[x509.CertificateRevocationList]) -> tuple[tuple[str, str], ...]:
+    """(CA name, nextUpdate) of each CRL load_crls accepted: root and intermediate, and during a rotation
+    the old CAs' too (root@serial), each its own deadline."""
+    name_of = {found[e.name].subject: e.name for e in m.certificates.values() if e.role in CA_LEVELS and e.name in found}
+    return tuple((name_of[c.issuer], iso(c.next_update_utc)) for c in crls if c.next_update_utc and c.issuer in name_of)

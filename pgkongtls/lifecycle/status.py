@@ -71,7 +71,7 @@ class Status:
     certificates: tuple[CertStatus, ...]
     crl: CrlStatus | None
     notices: tuple[Notice, ...]
-    #: (CA level, nextUpdate) of each CRL in the CRL file: every level's is a deadline of its own.
+    #: (CA name, nextUpdate) of each CRL in the CRL file: every CA's is a deadline of its own.
     crl_levels: tuple[tuple[str, str], ...] = ()
     phase: str | None = None
 

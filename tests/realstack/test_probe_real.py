@@ -184,7 +184,7 @@ def test_ssl_off_is_refused_ssl(new_cluster: Callable[[], Cluster], main: Pki, r
     assert rc == 1 and report is not None and report["ssl"] is False
     assert v["ssl"] == (False, "the server refused SSL (it answered N to SSLRequest): set ssl = on in "
                                "postgresql.conf and reload")
-    assert err == ""  # --json: the report is on stdout and stderr carries no table (issue 17)
+    assert err == ""  # --json: the report is on stdout, nothing for people on stderr
     own.apply(main)  # twin: the same cluster with TLS answers S
     rc, report, _ = probe(f"{HOST}:{own.port}", "--ca", str(main.trust_file))
     assert rc == 0 and report is not None and report["ssl"] is True
