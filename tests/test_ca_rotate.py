@@ -182,6 +182,21 @@ def test_finish_drops_the_old_cas_their_crls_and_their_revoked_leaves(pki: Path,
     assert ops.status(pki, now=T3).notices == ()
 
 
+def test_finish_refuses_while_the_revoked_client_is_still_the_old_cas(pki: Path) -> None:
+    """A revoked leaf is not re-issued; the manifest's own client would vanish with its CA: renew it first."""
+    ops.revoke(pki, ["client"], now=NOW)
+    ops_ca.begin(pki, now=T1)
+    ops_ca.reissue(pki, now=T2)
+    before = snapshot(pki)
+    with pytest.raises(StateError) as e:
+        ops_ca.finish(pki, now=T3)
+    assert str(e.value) == "client is revoked and still from the old CA; renew it first: pgkongtls renew --dir PKI client"
+    assert snapshot(pki) == before
+    ops.renew(pki, ["client"], now=T3)
+    ops_ca.finish(pki, now=T3)
+    assert fsio.load_manifest(pki).certificates["client"].issuer == "intermediate"
+
+
 def test_day2_commands_during_a_rotation(pki: Path, tmp_path: Path) -> None:
     """issue takes the new CA; revoking an old leaf lands on the old CA's CRL, which openssl then applies."""
     ops_ca.begin(pki, now=T1)

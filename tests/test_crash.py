@@ -228,6 +228,25 @@ COMMANDS = {
                              lambda m, _: m.phase is None and all("@" not in n for n in m.certificates),
                              "rotate finish refused: the PKI is in phase steady (no rotation); "
                              "next is pgkongtls rotate --dir PKI begin"),
+    "rotate-begin": Command(["rotate", "--dir", "pki", "begin"], "crl",
+                            steps_writing("root.crt.{root}.bak", "root.key.{root}.bak", "root.crt", "root.key",
+                                          "intermediate.crt.{intermediate}.bak", "intermediate.key.{intermediate}.bak",
+                                          "intermediate.crt", "intermediate.key", "crl.pem", "chain.crt", MANIFEST_NAME),
+                            lambda m, _: m.phase == "begun",
+                            "rotate begin refused: the PKI is in phase begun; next is pgkongtls rotate --dir PKI "
+                            "reissue, once every host has the new chain.crt and crl.pem"),
+    "rotate-reissue": Command(["rotate", "--dir", "pki", "reissue"], "begun",
+                              steps_writing(*(f"{n}.{ext}{bak}" for n in ("client", "n1", "server")
+                                              for bak, ext in ((f".{{{n}}}.bak", "crt"), (f".{{{n}}}.bak", "key"),
+                                                               ("", "crt"), ("", "key"))), MANIFEST_NAME),
+                              lambda m, _: m.phase == "reissued",
+                              "rotate reissue refused: the PKI is in phase reissued; next is pgkongtls rotate --dir "
+                              "PKI finish, once every host has its re-issued certificate"),
+    "rotate-finish-new-cas": Command(["rotate", "--dir", "pki", "finish"], "reissued",
+                                     steps_writing("chain.crt", "crl.pem", MANIFEST_NAME),
+                                     lambda m, _: m.phase is None and all("@" not in n for n in m.certificates),
+                                     "rotate finish refused: the PKI is in phase steady (no rotation); "
+                                     "next is pgkongtls rotate --dir PKI begin"),
     "fleet": Command(["issue", "client", "--dir", "pki", *(f"--name={n}" for n in FLEET)], "grown",
                      steps_writing(*(f"{n}.{ext}" for n in FLEET for ext in ("crt", "key")), MANIFEST_NAME),
                      lambda m, _: set(FLEET) <= set(m.certificates),
@@ -251,14 +270,22 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert run(["issue", "client", "--dir", "grown", "--name", "n1"], base).returncode == 0
     shutil.copytree(base / "grown", base / "renewed", symlinks=True)
     assert run(["renew", "--dir", "renewed", "intermediate"], base).returncode == 0
-    return {"root": base / "root", "grown": base / "grown", "renewed": base / "renewed"}
+    made = {"root": base / "root", "grown": base / "grown", "renewed": base / "renewed"}
+    for name, source, args in (("crl", "grown", ["crl"]), ("begun", "crl", ["rotate", "--dir", "{}", "begin"]),
+                               ("reissued", "begun", ["rotate", "--dir", "{}", "reissue"])):
+        shutil.copytree(made[source], base / name, symlinks=True)
+        args = [a.format(name) for a in args] if "{}" in args else [*args, "--dir", name]
+        assert run(args, base).returncode == 0
+        made[name] = base / name
+    return made
 
 
 def serials(m: Manifest | None) -> dict[str, str]:
-    """What `{serial}` (n1's), `{intermediate}` and `{root}` stand for in a command's steps."""
-    got = {k: m.certificates[n].serial for k, n in (("serial", "n1"), ("intermediate", "intermediate"), ("root", "root"))
-           if m is not None and n in m.certificates}
-    return {"serial": "", "intermediate": "", "root": "", **got}
+    """What `{serial}` (n1's, also `{n1}`), `{intermediate}`, `{root}`, `{client}`, `{server}` stand for."""
+    names = {"serial": "n1", "n1": "n1", "intermediate": "intermediate", "root": "root", "client": "client",
+             "server": "server"}
+    got = {k: m.certificates[n].serial for k, n in names.items() if m is not None and n in m.certificates}
+    return {**dict.fromkeys(names, ""), **got}
 
 
 @dataclass
@@ -338,7 +365,8 @@ def test_killed_at_a_step_leaves_exactly_the_old_or_the_complete_new_state(
 
 FAILS = [("init-force", "write:root.key"), ("init-force", f"write:{MANIFEST_NAME}"), ("init-force", "staged"),
          ("issue", "staged"), ("renew", "staged"), ("revoke", "staged"), ("renew-intermediate", "staged"),
-         ("rotate-finish", "staged")]
+         ("rotate-finish", "staged"), ("rotate-begin", "staged"), ("rotate-reissue", "staged"),
+         ("rotate-finish-new-cas", "staged")]
 
 
 @pytest.mark.parametrize(("command", "step"), FAILS, ids=[f"{c}-{s}" for c, s in FAILS])

@@ -21,7 +21,7 @@ from cryptography import x509
 
 from pgkongtls import DEFAULT_CRL_DAYS, KEY_TYPES, certs
 from pgkongtls.certs import cert_pem, key_pem
-from pgkongtls.errors import InputError
+from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import CA_LEVELS, LEAF_ROLES, Ca, Reader, must
 from pgkongtls.lifecycle.ca import BEGUN, REISSUED, RENEWED, chain_pem, old_cas, overlay, plan_finish_renewal, refuse
 from pgkongtls.lifecycle.issue import Plan, max_days, mint
@@ -125,6 +125,9 @@ def plan_finish(m: Manifest, ca: Ca | None, read: Reader, *, crl_days: int = DEF
     if m.phase != REISSUED:
         raise refuse(m, "rotate finish")
     gone = {e.name for e in old_cas(m)}
+    for n in LEAF_ROLES:  # the manifest always has these two names
+        if m.certificates[n].issuer in gone:
+            raise StateError(f"{n} is revoked and still from the old CA; renew it first: pgkongtls renew --dir PKI {n}")
     kept = {n: e for n, e in m.certificates.items() if n not in gone and e.issuer not in gone}
     manifest = replace(m, certificates=kept, phase=None)
     files = {CHAIN_FILE: chain_pem(manifest, read)}
