@@ -84,7 +84,7 @@ def begin(key_type: str | None, passphrase_file: Path | None, crl_days: int) -> 
                           crl_days=crl_days, lock_wait=lock_wait())
     print_entries(f"rotation begun in {pki_dir}: new CAs, old ones still trusted", change.done)
     print_next([*_deploy_all(pki_dir, "chain.crt trusts old and new CAs; crl.pem has a CRL from each"),
-                f"then: pgkongtls rotate --dir {pki_dir} reissue"])
+                f"pgkongtls rotate --dir {pki_dir} reissue, once every host has the new chain.crt and crl.pem"])
 
 
 @rotate.command("reissue")
@@ -104,8 +104,11 @@ def reissue(passphrase_file: Path | None) -> None:
     pki_dir = rotate_dir()
     change = ops_ca.reissue(pki_dir, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"re-issued in {pki_dir} from the new CA", change.done)
-    print_next([*_deploy_all(pki_dir, "the re-issued certificates"), "likewise for every other server and client name",
-                f"then: pgkongtls rotate --dir {pki_dir} finish"])
+    others = [e.name for e in change.done if e.name not in ("server", "client")]
+    print_next([*_deploy_all(pki_dir, "the re-issued certificates"),
+                *([f"likewise with --server/--client for {', '.join(others[:5])}{' …' if len(others) > 5 else ''}"]
+                  if others else []),
+                f"pgkongtls rotate --dir {pki_dir} finish, once every host has its re-issued certificate"])
 
 
 @rotate.command("finish")
