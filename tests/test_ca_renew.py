@@ -5,6 +5,7 @@ certificate stays in chain.crt until `rotate finish`. Library tests, the clock i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import subprocess
@@ -242,3 +243,20 @@ def test_renewing_with_the_passphrase_leaves_the_intermediate_key_untouched(lock
     ops_ca.renew_ca(locked, "intermediate", ca_passphrase=b"s3cret", now=NOW + dt.timedelta(days=10))
     assert (locked / "intermediate.key").read_bytes() == key
     assert fsio.load_manifest(locked).phase == RENEWED
+
+
+# ---------------------------------------------------------------- status: a CA that ends before what it issued
+
+def test_status_warns_when_a_ca_expires_before_a_leaf_it_issued(pki: Path) -> None:
+    m = fsio.load_manifest(pki)
+    inter = m.certificates["intermediate"]
+    late = dataclasses.replace(m.certificates["n1"], not_after="2099-01-01T00:00:00Z")  # as if minted elsewhere
+    s = lifecycle.compute_status(m.with_cert(late), now=LATER - dt.timedelta(days=1), warn_days=1)
+    assert [(n.name, n.message, n.remedy) for n in s.notices] == [
+        ("intermediate", f"the intermediate CA expires on {inter.not_after[:10]}, before n1 it issued",
+         lifecycle.Remedy.RENEW_CA)]
+
+
+def test_twin_no_warning_while_every_leaf_ends_before_its_ca(pki: Path) -> None:
+    s = lifecycle.compute_status(fsio.load_manifest(pki), now=LATER - dt.timedelta(days=1), warn_days=1)
+    assert s.notices == ()

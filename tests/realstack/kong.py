@@ -345,6 +345,10 @@ class KongEquivalent:
             "",
         ])
 
+    def restart(self) -> None:
+        """`kong restart`: new workers, which read the trust file and the client certificate again."""
+        self._restart()
+
     def _restart(self) -> None:
         self.stop()
         (self.prefix / "conf" / "nginx.conf").write_text(self._nginx_conf())
