@@ -146,14 +146,15 @@ def test_rotate_begin_reissue_finish_refuses_no_correctly_deployed_client(stack:
 
     # twin 2: a server whose ssl_crl_file lacks the new CAs' CRLs refuses the re-issued clients
     assert s.db.deploy_ssl_dir is not None
+    installed = (s.db.deploy_ssl_dir / "crl.pem").read_bytes()
     write_owned(s.db.deploy_ssl_dir / "crl.pem", pre_begin_crl, 0o644)
     s.db.reload()
     with pytest.raises(Refused) as e:
         libpq_connect(port=s.db.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=s.host / "ssl" / "chain.crt",
                       sslcert=s.host / "ssl" / f"{NODE}.crt", sslkey=s.host / "ssl" / f"{NODE}.key")
     assert "certificate verify failed" in str(e.value) or "unknown ca" in str(e.value), e.value
-    s.db.applied = None
-    s.deploy_db()  # the real crl.pem again: the same client is admitted
+    write_owned(s.db.deploy_ssl_dir / "crl.pem", installed, 0o644)  # what install wrote: the client is admitted
+    s.db.reload()
     row = libpq_connect(port=s.db.port, host=DB_NAME, hostaddr=DB_IP, sslrootcert=s.host / "ssl" / "chain.crt",
                         sslcert=s.host / "ssl" / f"{NODE}.crt", sslkey=s.host / "ssl" / f"{NODE}.key")
     assert row.client_dn == f"/CN={NODE}"
