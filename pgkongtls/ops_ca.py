@@ -64,6 +64,6 @@ def finish(
         if m.phase == REISSUED and m.crl_file:
             ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=lifecycle.CA_LEVELS)
         change = rotate.plan_finish(m, ca, read, crl_days=crl_days, now=now)
-        gone = frozenset(f for e in rotate.retired(m, change.manifest) for f in (e.file, e.key_file) if tx.exists(f))
+        gone = rotate.retired(m, change.manifest, tx.names())
         tx.commit(change.all_files(), private=change.private, replaces=change.replaces, remove=gone)
         return change

@@ -26,7 +26,7 @@ from pgkongtls.lifecycle.base import CA_LEVELS, LEAF_ROLES, Ca, Reader, must
 from pgkongtls.lifecycle.ca import BEGUN, REISSUED, RENEWED, chain_pem, old_cas, overlay, plan_finish_renewal, refuse
 from pgkongtls.lifecycle.issue import Plan, max_days, mint
 from pgkongtls.lifecycle.revoke import build_crls, previous_crl_number
-from pgkongtls.manifest import CHAIN_FILE, CertEntry, Change, Manifest, entry_for, parse_iso
+from pgkongtls.manifest import BACKUP_NAME, CHAIN_FILE, CertEntry, Change, Manifest, entry_for, foreign_names, parse_iso
 
 _ID = re.compile(r"(.*) [0-9a-f]{6}")
 
@@ -131,21 +131,18 @@ def plan_finish(m: Manifest, ca: Ca | None, read: Reader, *, crl_days: int = DEF
     kept = {n: e for n, e in m.certificates.items() if n not in gone and e.issuer not in gone}
     manifest = replace(m, certificates=kept, phase=None)
     files = {CHAIN_FILE: chain_pem(manifest, read)}
-    private: set[str] = set()
-    for e in retired(m, manifest):  # a revoked leaf of an old CA: its files join the archive
-        files[f"{e.file}.{e.serial}.bak"] = must(read(e.file), e.file)
-        if (key := read(e.key_file)) is not None:
-            files[f"{e.key_file}.{e.serial}.bak"] = key
-            private.add(f"{e.key_file}.{e.serial}.bak")
     if ca is not None:
         current = Ca(certs={n: c for n, c in ca.certs.items() if "@" not in n},
                      keys={n: k for n, k in ca.keys.items() if "@" not in n}, issuing=ca.issuing)
         manifest, crl = _crl(manifest, current, read, days=crl_days, now=now)
         files |= crl
-    return Change(manifest, files, frozenset(private), frozenset(files), ())
+    return Change(manifest, files, frozenset(), frozenset(files), ())
 
 
-def retired(old: Manifest, new: Manifest) -> list[CertEntry]:
-    """Leaves `finish` drops whose files still have their working names (not yet .bak): ops removes those."""
-    return [e for n, e in sorted(old.certificates.items()) if n not in new.certificates and e.role in LEAF_ROLES
-            and "@" not in n]
+def retired(old: Manifest, new: Manifest, names: list[str]) -> frozenset[str]:
+    """The files of the leaves `finish` drops (revoked ones of the old CAs) and their backups: certificates of
+    a CA nobody trusts any more, which the new manifest would otherwise call foreign. ops deletes them."""
+    gone = {f for n, e in old.certificates.items() if n not in new.certificates and e.role in LEAF_ROLES
+            for f in (e.file, e.key_file)}
+    return frozenset(n for n in foreign_names(new, names)
+                     if n in gone or ((b := BACKUP_NAME.fullmatch(n)) is not None and b["file"] in gone))
