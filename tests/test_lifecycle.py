@@ -243,10 +243,11 @@ def test_issue_refuses_a_name_given_twice(pki: Path) -> None:
 def test_issue_refuses_a_stray_file_of_that_name(pki: Path) -> None:
     (pki / "n1.key").write_text("someone else's key")
     before = snapshot(pki)
-    with pytest.raises(StateError) as e:
-        ops.issue(pki, clients("n1"), now=NOW)
-    assert str(e.value) == (f"{pki} holds files pgkongtls did not write (n1.key); move them out of the PKI "
-                            "directory and run the command again")
+    for force in (False, True):  # not pgkongtls's file: --force does not replace it either
+        with pytest.raises(StateError) as e:
+            ops.issue(pki, clients("n1"), now=NOW, force=force)
+        assert str(e.value) == (f"{pki} holds files pgkongtls did not write (n1.key); move them out of the PKI "
+                                "directory and run the command again")
     assert snapshot(pki) == before
 
 

@@ -8,7 +8,7 @@ exactly as it was or complete. Keys are created 0600 from their first byte.
 
 For tests only: PGKONGTLS_TEST_FAIL_AT=<step> raises at that step, and
 PGKONGTLS_TEST_FAIL_AT=<step>:kill SIGKILLs the process there. Steps:
-`write:<file name>`, `staged`, `swapped`.
+`write:<file name>`, `staged`, `swapped` (and `place:<file name>` on the in-place path, fsio.inplace).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories; False when the kernel or filesystem can't."""
+    """Atomically swap two directories; False when the kernel or filesystem can't, or `b` is a mount root."""
     libc = ctypes.CDLL(None, use_errno=True)
     fn = getattr(libc, "renameat2", None)
     if fn is None:
@@ -107,8 +107,8 @@ def _exchange(a: Path, b: Path) -> bool:
     if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EBUSY, errno.EXDEV):
+        return False  # EBUSY: `b` is the root of a mount point (a volume, a bind mount)
     raise OSError(err, os.strerror(err), str(a))
 
 
@@ -187,12 +187,13 @@ class Transaction:
         except OSError as exc:
             raise _os_error(exc, self.target) from None
         try:
+            if self.target.exists() and inplace.crosses_mount(stage, self.target):
+                raise inplace.MountRoot
             self._fill_stage(stage, files, private, remove)
             _checkpoint("staged")
             if self.target.exists():
                 if not _exchange(stage, self.target):
-                    self._replace_in_place(files, private, remove)
-                    return None
+                    raise inplace.MountRoot
             else:
                 _rename_noreplace(stage, self.target)
             _fsync_dir(self.target.parent)
@@ -202,6 +203,12 @@ class Transaction:
                 os.rename(stage, kept)  # the old directory, as it was: its own mode, keys still 0600
                 return kept
             return None
+        except inplace.MountRoot:
+            shutil.rmtree(stage, ignore_errors=True)
+            try:
+                return inplace.commit_in_place(self.target, files, private, remove, keep_previous)
+            except OSError as exc:
+                raise _os_error(exc, self.target) from None
         except OSError as exc:
             raise _os_error(exc, self.target) from None
         finally:
@@ -232,20 +239,6 @@ class Transaction:
             _checkpoint(f"write:{name}")
             _write_new(stage / name, files[name], 0o600 if name in private else 0o644, sync=False)
         _sync_stage(stage, list(files))
-
-    def _replace_in_place(self, files: dict[str, bytes], private: frozenset[str], remove: frozenset[str]) -> None:
-        """Fallback without RENAME_EXCHANGE: file by file, the manifest last."""
-        for name in sorted(files, key=lambda n: n == MANIFEST_NAME):
-            path = self.target / name
-            if name in private:
-                write_private(path, files[name])
-            else:
-                tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-                _write_new(tmp, files[name], 0o644)
-                os.replace(tmp, path)
-        for name in remove:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.target / name)
 
 
 def _sweep(target: Path) -> None:
@@ -367,12 +360,17 @@ def transaction(target: Path, *, wait: float = DEFAULT_LOCK_WAIT, create: bool =
     fd = _lock(target, wait)
     try:
         _sweep(target)
+        try:
+            inplace.recover(target)
+        except OSError as exc:
+            raise _os_error(exc, target) from None
         yield Transaction(target=target)
     finally:
         os.close(fd)
 
 
-# Reads and host writes live in submodules; the names callers use stay here.
+# Reads, host writes and the in-place path live in submodules; the names callers use stay here.
+from pgkongtls.fsio import inplace  # noqa: E402
 from pgkongtls.fsio.host import HostDir as HostDir  # noqa: E402
 from pgkongtls.fsio.host import HostWrite as HostWrite  # noqa: E402
 from pgkongtls.fsio.host import file_owner as file_owner  # noqa: E402
