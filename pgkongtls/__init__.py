@@ -29,3 +29,6 @@ SERVER_EKUS = ("server", "server,client")
 DEFAULT_SERVER_EKU = "server"
 #: How long a writing command waits for another pgkongtls run on the same PKI (`--wait`).
 DEFAULT_LOCK_WAIT = 10.0
+#: Archived NAME.crt.<serial>.bak files `renew` and `prune` keep per certificate whatever their state;
+#: older ones go once expired (lifecycle.prune says why never sooner).
+DEFAULT_KEEP_BACKUPS = 3

@@ -45,7 +45,7 @@ LAZY_COMMANDS = {
     "issue": "cli_lifecycle", "renew": "cli_lifecycle", "revoke": "cli_lifecycle", "crl": "cli_lifecycle",
     "status": "cli_lifecycle", "verify": "cli_doctor", "probe": "cli_doctor",
     "bundle": "cli_deploy", "install": "cli_deploy", "deploy-paths": "cli_deploy",
-    "export": "cli_export", "rotate": "cli_rotate",
+    "export": "cli_export", "rotate": "cli_rotate", "prune": "cli_prune",
 }
 
 

@@ -18,6 +18,7 @@ import click
 from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_SERVER_EKU, DEFAULT_WARN_DAYS, KEY_TYPES, SERVER_EKUS, output
 from pgkongtls.cli import lock_wait, main, wait_option
 from pgkongtls.cli_options import CRL_DAYS, DAYS, WARN_DAYS, dir_option, names_of, names_option, need_names
+from pgkongtls.cli_prune import keep_backups_option
 from pgkongtls.manifest import REVOCATION_REASONS
 
 if TYPE_CHECKING:
@@ -187,14 +188,17 @@ def issue_server(names: tuple[str, ...], name_options: tuple[str, ...], db_hosts
 @click.option("--revoke-old", is_flag=True,
               help="Revoke the replaced certificates (reason superseded) and re-sign the CRLs; needs every CA key.")
 @crl_days_option()
+@keep_backups_option()
 @passphrase_option()
 @wait_option()
 def renew(names: tuple[str, ...], name_options: tuple[str, ...], pki_dir: Path, expiring_within: str | None,
-          reuse_key: bool, days: int | None, revoke_old: bool, crl_days: int, passphrase_file: Path | None) -> None:
+          reuse_key: bool, days: int | None, revoke_old: bool, crl_days: int, keep_backups: int,
+          passphrase_file: Path | None) -> None:
     """Re-issue certificates with the same subject, SANs and file names, and fresh validity.
 
     The old files are kept as NAME.crt.<serial>.bak and NAME.key.<serial>.bak,
-    and stay valid until their notAfter unless --revoke-old puts them on the CRL.
+    and stay valid until their notAfter unless --revoke-old puts them on the CRL;
+    past --keep-backups per name, expired ones are removed (see pgkongtls prune).
     The rendered configs stay valid: copy the new files and reload.
 
     `renew intermediate` and `renew root` re-sign a CA's certificate with the
@@ -221,7 +225,7 @@ def renew(names: tuple[str, ...], name_options: tuple[str, ...], pki_dir: Path, 
     with output.progress("renew") as report:
         change = ops.renew(pki_dir, given, expiring_within=window, reuse_key=reuse_key, days=days,
                            ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait(),
-                           revoke_old=revoke_old, crl_days=crl_days, progress=report)
+                           revoke_old=revoke_old, crl_days=crl_days, keep_backups=keep_backups, progress=report)
     if change is None:
         output.line(f"nothing expires within {expiring_within}; nothing renewed")
         return

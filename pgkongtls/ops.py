@@ -6,13 +6,14 @@ This is the library API behind each command; cli.py only parses and prints.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgkongtls import DEFAULT_DAYS_LEAF, DEFAULT_LOCK_WAIT, certs, fsio, lifecycle
+from pgkongtls import DEFAULT_DAYS_LEAF, DEFAULT_KEEP_BACKUPS, DEFAULT_LOCK_WAIT, certs, fsio, lifecycle
 from pgkongtls.errors import InputError, PgkWarning, StateError
 from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, Change, Manifest
 from pgkongtls.pki import InitOptions, SelfSignedOptions, plan_init, plan_self_signed
@@ -84,9 +85,10 @@ def _checked(
         yield tx, m, lifecycle.verify_files(m, read), read
 
 
-def _apply(tx: fsio.Transaction, change: Change, *, force: bool = False) -> Change:
+def _apply(tx: fsio.Transaction, change: Change, *, force: bool = False,
+           remove: frozenset[str] = frozenset()) -> Change:
     """Commit one planned change with its manifest; never clobber a file the plan did not mean to."""
-    tx.commit(change.all_files(), private=change.private, overwrite=force, replaces=change.replaces)
+    tx.commit(change.all_files(), private=change.private, overwrite=force, replaces=change.replaces, remove=remove)
     return change
 
 
@@ -107,7 +109,7 @@ def renew(
     pki: Path, names: list[str], *, expiring_within: dt.timedelta | None = None, reuse_key: bool = False,
     days: int | None = None, ca_passphrase: bytes | None = None, now: dt.datetime | None = None,
     lock_wait: float = DEFAULT_LOCK_WAIT, revoke_old: bool = False, crl_days: int = lifecycle.DEFAULT_CRL_DAYS,
-    progress: lifecycle.Progress | None = None,
+    progress: lifecycle.Progress | None = None, keep_backups: int = DEFAULT_KEEP_BACKUPS,
 ) -> Change | None:
     """`pgkongtls renew`: re-issue the named leaves (or those expiring soon); None when none are due.
 
@@ -130,7 +132,11 @@ def renew(
                                        progress=progress)
         if revoke_old:
             change = lifecycle.plan_revoke_old(m, change, ca, read, crl_days=crl_days, now=now)
-        return _apply(tx, change)
+        files = change.files
+        pruned = lifecycle.plan_prune(change.manifest, [*tx.names(), *files], lambda n: files.get(n) or read(n),
+                                      keep=keep_backups, now=now, only=names)
+        change = dataclasses.replace(change, manifest=pruned.manifest)
+        return _apply(tx, change, remove=frozenset(pruned.removed))
 
 
 def revoke(
@@ -159,6 +165,19 @@ def refresh_crl(
     with _checked(pki, lock_wait) as (tx, m, found, read):
         ca = lifecycle.load_ca(m, found, read, passphrase=ca_passphrase, sign_with=lifecycle.CA_LEVELS)
         return _apply(tx, lifecycle.plan_crl(m, ca, read, days=crl_days, now=now))
+
+
+def prune(
+    pki: Path, *, keep_backups: int = DEFAULT_KEEP_BACKUPS, now: dt.datetime | None = None,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
+) -> lifecycle.Pruned:
+    """`pgkongtls prune`: remove expired archived certificates and keys past the newest `keep_backups`."""
+    now = now or certs.utcnow()
+    with _checked(pki, lock_wait) as (tx, m, _found, read):
+        pruned = lifecycle.plan_prune(m, tx.names(), read, keep=keep_backups, now=now)
+        if pruned.removed:
+            tx.commit(Change(pruned.manifest, {}).all_files(), remove=frozenset(pruned.removed))
+        return pruned
 
 
 def status(pki: Path, *, warn_days: int = lifecycle.DEFAULT_WARN_DAYS, now: dt.datetime | None = None) -> lifecycle.Status:

@@ -15,6 +15,7 @@ from pgkongtls import (
     DEFAULT_DAYS_INTERMEDIATE,
     DEFAULT_DAYS_LEAF,
     DEFAULT_DAYS_ROOT,
+    DEFAULT_KEEP_BACKUPS,
     DEFAULT_LOCK_WAIT,
     DEFAULT_SERVER_EKU,
     DEFAULT_WARN_DAYS,
@@ -32,6 +33,7 @@ from .test_help import ALL
 EXPECTED: dict[str, object] = {
     "days": DEFAULT_DAYS_LEAF, "days_root": DEFAULT_DAYS_ROOT, "days_intermediate": DEFAULT_DAYS_INTERMEDIATE,
     "crl_days": DEFAULT_CRL_DAYS, "warn_days": DEFAULT_WARN_DAYS, "wait": DEFAULT_LOCK_WAIT,
+    "keep_backups": DEFAULT_KEEP_BACKUPS,
     "key_type": certs.DEFAULT_KEY_TYPE, "db_user": consumers.KONG_DEFAULT_USER,
     "kong_os_user": consumers.KONG_DEFAULT_OS_USER, "tls_profile": consumers.DEFAULT_TLS_PROFILE,
     "port": consumers.PG_DEFAULT_PORT, "chain": manifest.CHAINS[0], "reason": manifest.REVOCATION_REASONS[0],

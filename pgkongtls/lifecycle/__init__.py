@@ -30,6 +30,7 @@ from pgkongtls.lifecycle.base import (
 )
 from pgkongtls.lifecycle.coverage import plan_revoke_old, sharing_key
 from pgkongtls.lifecycle.issue import plan_issue
+from pgkongtls.lifecycle.prune import Pruned, check_keep, plan_prune
 from pgkongtls.lifecycle.renew import plan_renew, select_expiring
 from pgkongtls.lifecycle.revoke import REASONS, build_crls, crl_levels, load_crls, plan_crl, plan_revoke, previous_crl_number
 from pgkongtls.lifecycle.status import CertStatus, CrlStatus, Notice, Remedy, Status, compute_status, due_within
@@ -40,6 +41,6 @@ __all__ = [
     "Ca", "CertStatus", "Change", "CrlStatus", "LeafRequest", "Manifest", "Notice", "Progress", "Reader", "Remedy", "Status",
     "build_crls", "check_days", "client_cn", "compute_status", "crl_levels", "due_within", "load_ca", "load_crls",
     "load_key", "lookup", "plan_crl", "plan_issue", "plan_renew", "plan_revoke", "plan_revoke_old", "previous_crl_number",
-    "select_expiring", "sharing_key",
+    "select_expiring", "sharing_key", "Pruned", "check_keep", "plan_prune",
     "validate_name", "verify_files",
 ]

@@ -1,0 +1,50 @@
+"""`pgkongtls prune`: remove archived certificates and keys nobody can need any more.
+
+Thin like cli_lifecycle: parse, call pgkongtls.ops.prune, print (the removed file names on stdout,
+one a line, for scripts; the summary on stderr).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pgkongtls import DEFAULT_KEEP_BACKUPS, output
+from pgkongtls.cli import lock_wait, main, wait_option
+from pgkongtls.cli_options import Whole, dir_option
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def keep_backups_option() -> Callable[[F], F]:
+    return click.option("--keep-backups", type=Whole(0, None), default=DEFAULT_KEEP_BACKUPS, show_default=True, metavar="N",
+                        help="Archived NAME.crt.<serial>.bak kept per certificate whatever their state; older "
+                             "ones are removed once expired (never while still valid or on a CRL).")
+
+
+@main.command()
+@dir_option()
+@keep_backups_option()
+@wait_option()
+def prune(pki_dir: Path, keep_backups: int) -> None:
+    """Remove expired archived certificates and keys (NAME.crt.<serial>.bak) past the newest N per name.
+
+    An archived certificate that has not expired stays: unrevoked it may still be in service (and
+    revoke --reason keyCompromise must find it), revoked it is still on a CRL PostgreSQL needs.
+    renew prunes the names it renews the same way.
+
+    \b
+    Example:
+      pgkongtls prune --dir pki
+      pgkongtls prune --dir pki --keep-backups 0
+    """
+    from pgkongtls import ops
+
+    pruned = ops.prune(pki_dir, keep_backups=keep_backups, lock_wait=lock_wait())
+    for name in pruned.removed:
+        click.echo(name)
+    kept = f"; kept {len(pruned.kept_valid)} older ones that have not expired" if pruned.kept_valid else ""
+    output.line(f"removed {len(pruned.removed)} archived files from {pki_dir}{kept}")
