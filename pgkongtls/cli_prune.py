@@ -46,5 +46,5 @@ def prune(pki_dir: Path, keep_backups: int) -> None:
     pruned = ops.prune(pki_dir, keep_backups=keep_backups, lock_wait=lock_wait())
     for name in pruned.removed:
         click.echo(name)
-    kept = f"; kept {len(pruned.kept_valid)} older ones that have not expired" if pruned.kept_valid else ""
+    kept = f"; kept {len(pruned.kept_valid)} older, not expired yet" if pruned.kept_valid else ""
     output.line(f"removed {len(pruned.removed)} archived files from {pki_dir}{kept}")
