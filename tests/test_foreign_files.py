@@ -86,3 +86,20 @@ def test_a_stage_of_another_user_is_not_swept(pki: Path, tmp_path: Path) -> None
     ops.refresh_crl(pki, now=NOW)
     assert not ours.exists()
     assert (theirs / "their-file").read_text() == "keep me\n" and theirs.stat().st_uid == 65534
+
+
+def test_a_second_backup_in_the_same_second_gets_its_own_name(tmp_path: Path) -> None:
+    """init --force twice within one second: the second backup used to be renamed onto the first (ENOTEMPTY),
+    after the swap, and the old PKI was deleted with the stage."""
+    from pgkongtls import fsio
+
+    target = tmp_path / "pki"
+    target.mkdir(mode=0o700)
+    (target / "a").write_text("first\n")
+    kept = []
+    for text in ("second\n", "third\n"):
+        with fsio.transaction(target, create=True) as tx:
+            kept.append(tx.commit({"a": text.encode()}, overwrite=True, keep_previous="pki.previous-X"))
+    assert kept == [tmp_path / "pki.previous-X", tmp_path / "pki.previous-X.2"]
+    assert [(k / "a").read_text() for k in kept] == ["first\n", "second\n"]
+    assert (target / "a").read_text() == "third\n"

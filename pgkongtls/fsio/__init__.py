@@ -182,6 +182,9 @@ class Transaction:
             if clash:
                 first = sorted(clash, key=lambda n: (not n.endswith(".key"), n))[0]
                 raise StateError(f"{first} exists in {self.target}; pass --force to replace it")
+        if keep_previous is not None:  # two init --force in one second: never rename onto the first's backup
+            keep_previous = next(n for i in range(1, 1000) if not os.path.lexists(
+                self.target.parent / (n := keep_previous if i == 1 else f"{keep_previous}.{i}")))
         try:
             stage = Path(tempfile.mkdtemp(prefix=f".{self.target.name}{STAGE_TAG}", dir=self.target.parent))
         except OSError as exc:
