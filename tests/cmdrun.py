@@ -36,10 +36,18 @@ SKIP: dict[str, str] = {
 CUT_PIPES = {"kubectl": "needs a Kubernetes cluster"}
 
 
+#: `Cmd.expect` for a command the documentation shows failing (an `Error:` line) without its code.
+FAILS = -1
+
+
+def exit_matches(expect: int, code: int) -> bool:
+    return code != 0 if expect == FAILS else code == expect
+
+
 @dataclass
 class Cmd:
     line: str
-    expect: int = 0  # the exit code the documentation shows (an Error: line, `echo $?`, "(exit N)")
+    expect: int = 0  # the exit code shown by `echo $?` or "(exit N)"; FAILS for an Error: line alone
     where: str = ""
 
 
@@ -133,7 +141,7 @@ def _block_commands(lang: str, block: list[str], first: int) -> list[Cmd]:
             if shown:
                 current.expect = int(shown.group(1))
             elif line.startswith("Error: ") and current.expect == 0:
-                current.expect = 1
+                current.expect = FAILS
     return cmds
 
 

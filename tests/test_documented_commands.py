@@ -74,8 +74,9 @@ def _run_all(ws: Path, cmds: list[cmdrun.Cmd]) -> list[str]:
             ours.discard(made)
         r = cmdrun.run_line(ws, cmdrun.cut_pipes(cmd.line))
         ran += 1
-        if r.returncode != cmd.expect:
-            wrong.append(f"{cmd.where} {cmd.line}\n  exit {r.returncode}, documented {cmd.expect}\n"
+        if not cmdrun.exit_matches(cmd.expect, r.returncode):
+            shown = "non-zero" if cmd.expect == cmdrun.FAILS else cmd.expect
+            wrong.append(f"{cmd.where} {cmd.line}\n  exit {r.returncode}, documented {shown}\n"
                          f"  stderr: {r.stderr.strip()[-600:]}")
     if not ran:
         pytest.skip("; ".join(skipped))
@@ -101,7 +102,7 @@ def test_readme_commands_run_as_printed(base: Path, tmp_path: Path, section: cmd
 def test_the_readme_has_commands_to_run() -> None:
     """The parser finds the README's blocks: a broken fence match would make the test above vacuous."""
     cmds = [c for s in SECTIONS for c in s.commands]
-    assert len(cmds) > 25 and {c.expect for c in cmds} >= {0, 1, 3}
+    assert len(cmds) > 25 and {c.expect for c in cmds} >= {0, 1, 2, 3, cmdrun.FAILS}
     assert any(c.line.startswith("pgkongtls init --chain intermediate") for c in SECTIONS[0].commands)
 
 
@@ -140,8 +141,8 @@ $ pgkongtls not-run-plain-block
 def test_readme_parser_reads_exit_codes_continuations_and_block_kinds() -> None:
     got = [[(c.line, c.expect) for c in s.commands] for s in cmdrun.readme_sections(README_SAMPLE)]
     assert got == [
-        [("pgkongtls status --dir pki", 0), ("pgkongtls status --dir old", 3), ("pgkongtls revoke --dir pki nope", 1),
-         ("pgkongtls verify openssl --json | jq .", 1)],
+        [("pgkongtls status --dir pki", 0), ("pgkongtls status --dir old", 3),
+         ("pgkongtls revoke --dir pki nope", cmdrun.FAILS), ("pgkongtls verify openssl --json | jq .", 1)],
         [("pgkongtls init --out pki", 0), ("pgkongtls render all --dir pki --write out/   # every snippet", 0)],
     ]
 
@@ -150,6 +151,11 @@ def test_pipes_into_a_cluster_tool_are_cut_and_others_kept() -> None:
     assert cmdrun.cut_pipes("pgkongtls render kubernetes --dir pki | kubectl apply -f -") == \
         "pgkongtls render kubernetes --dir pki"
     assert cmdrun.cut_pipes("pgkongtls status --json | jq .") == "pgkongtls status --json | jq ."
+
+
+def test_exit_codes_match_exactly_or_any_failure() -> None:
+    assert cmdrun.exit_matches(0, 0) and not cmdrun.exit_matches(0, 1) and not cmdrun.exit_matches(3, 1)
+    assert cmdrun.exit_matches(cmdrun.FAILS, 2) and not cmdrun.exit_matches(cmdrun.FAILS, 0)
 
 
 def test_a_failing_documented_command_is_reported(base: Path, tmp_path: Path) -> None:
