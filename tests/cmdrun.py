@@ -2,8 +2,9 @@
 
 Each command line goes to bash (`set -o pipefail`, so `pgkongtls … | jq` fails when pgkongtls does)
 in a scratch directory that holds a fixture PKI, with the installed `pgkongtls` first on PATH. A
-documented command that cannot run here (a live server, a host's /etc) is listed in SKIP with its
-reason; keep that list short and honest.
+redirect to a host path (`> /var/lib/node_exporter/…`) writes under the scratch directory's root/
+instead. A documented command that cannot run here (a live server, a host's /etc) is listed in
+SKIP with its reason; keep that list short and honest.
 """
 
 from __future__ import annotations
@@ -164,7 +165,21 @@ def made_dir(line: str) -> str | None:
     return "pki" if words[1] == "init" else "pki-test"
 
 
+_HOST_REDIRECT = re.compile(r"(>>?)\s*(/(?!dev/)[^\s;|&]+)")
+
+
+def host_redirects(ws: Path, line: str) -> str:
+    """`> /var/lib/…/x.prom` writes the same path under ws/root instead (its directories made), not the host's."""
+    def inside(m: re.Match[str]) -> str:
+        target = ws / "root" / m.group(2).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return f"{m.group(1)} {shlex.quote(str(target))}"
+
+    return _HOST_REDIRECT.sub(inside, line)
+
+
 def run_line(ws: Path, line: str) -> subprocess.CompletedProcess[str]:
+    line = host_redirects(ws, line)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "200"}
     return subprocess.run(["bash", "-c", f"set -o pipefail\n{line}"], cwd=ws, env=env, capture_output=True,
                           text=True, timeout=120)

@@ -34,6 +34,8 @@ SETUP: dict[tuple[str, ...], list[list[str]]] = {
                   ["issue", "client", "--dir", "pki", "pgbouncer-up", "--cn", "pgbouncer"],
                   ["issue", "client", "--dir", "pki", "patroni", "--cn", "patroni"]],
 }
+SETUP[("rotate", "reissue")] = [["rotate", "--dir", "pki", "begin"]]  # phases run in order
+SETUP[("rotate", "finish")] = [*SETUP[("rotate", "reissue")], ["rotate", "--dir", "pki", "reissue"]]
 #: Help examples whose documented outcome is a failure exit.
 HELP_EXIT = {"pgkongtls verify ./openssl-made-dir --json": 1}  # the source document's PKI has errors
 FIXTURE_DIRS = {"pki", "expired", "openssl", "openssl-made-dir"}
@@ -163,3 +165,10 @@ def test_a_failing_documented_command_is_reported(base: Path, tmp_path: Path) ->
     ws = cmdrun.fresh(base, tmp_path / "ws")
     wrong = _run_all(ws, [cmdrun.Cmd("pgkongtls status --dir pki --json | jq '.warnings[]'", 0, "sample")])
     assert len(wrong) == 1 and "exit 5, documented 0" in wrong[0]  # jq: Cannot iterate over null
+
+
+def test_host_redirects_stay_in_the_workspace(tmp_path: Path) -> None:
+    line = cmdrun.host_redirects(tmp_path, "pgkongtls status --format prometheus > /var/lib/x/p.prom 2>/dev/null")
+    assert line == f"pgkongtls status --format prometheus > {tmp_path}/root/var/lib/x/p.prom 2>/dev/null"
+    assert (tmp_path / "root/var/lib/x").is_dir()
+    assert cmdrun.host_redirects(tmp_path, "pgkongtls render hba >> pg_hba.conf") == "pgkongtls render hba >> pg_hba.conf"
