@@ -96,10 +96,12 @@ def help_examples() -> list[tuple[tuple[str, ...], list[str]]]:
 
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
+#: A README line that starts a new story: the blocks after it run in a fresh copy of the workspace.
+FRESH_MARK = "<!-- docs-test: fresh workspace -->"
 
 
 def readme_sections(text: str | None = None) -> list[Section]:
-    """Every `pgkongtls` command in the README's ```console and ```sh blocks, by `##` section."""
+    """Every `pgkongtls` command in the README's ```console and ```sh blocks, by `##` section (or FRESH_MARK)."""
     sections = [Section("(top)")]
     lang: str | None = None
     block: list[str] = []
@@ -107,6 +109,8 @@ def readme_sections(text: str | None = None) -> list[Section]:
         fence = _FENCE.match(raw)
         if lang is None and raw.startswith("## "):
             sections.append(Section(raw[3:].strip()))
+        elif lang is None and raw.strip() == FRESH_MARK:
+            sections.append(Section(f"{sections[-1].title.split(' (from README.md:')[0]} (from README.md:{n})"))
         elif fence and lang is None:
             lang, block = fence.group(1), []
         elif fence:

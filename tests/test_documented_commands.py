@@ -137,6 +137,10 @@ pgkongtls render all --dir pki \\
 ```
 $ pgkongtls not-run-plain-block
 ```
+<!-- docs-test: fresh workspace -->
+```sh
+pgkongtls crl --dir pki
+```
 """
 
 
@@ -146,7 +150,9 @@ def test_readme_parser_reads_exit_codes_continuations_and_block_kinds() -> None:
         [("pgkongtls status --dir pki", 0), ("pgkongtls status --dir old", 3),
          ("pgkongtls revoke --dir pki nope", cmdrun.FAILS), ("pgkongtls verify openssl --json | jq .", 1)],
         [("pgkongtls init --out pki", 0), ("pgkongtls render all --dir pki --write out/   # every snippet", 0)],
+        [("pgkongtls crl --dir pki", 0)],
     ]
+    assert [s.title for s in cmdrun.readme_sections(README_SAMPLE)] == ["A", "B", "B (from README.md:24)"]
 
 
 def test_pipes_into_a_cluster_tool_are_cut_and_others_kept() -> None:
