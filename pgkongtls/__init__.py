@@ -4,6 +4,8 @@ __version__ = "0.1.0"
 
 #: Key algorithms `--key-type` accepts; here so the CLI can list them without importing cryptography.
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
+#: `render kubernetes --for` choices; here so the CLI can list them without importing the renderers.
+K8S_TARGETS = ("kong-helm", "cloudnativepg", "zalando", "bitnami", "cert-manager")
 
 #: PostgreSQL (OpenSSL) refuses EVERY client certificate once a loaded CRL is past its
 #: nextUpdate, while a revocation takes effect at the next reload whatever nextUpdate

@@ -12,11 +12,9 @@ import ipaddress
 import os
 import secrets
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -25,7 +23,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, KEY_TYPES, MAX_DAYS, SERVER_EKUS
 from pgkongtls.errors import InputError, PgkError, PgkWarning, deferred_interrupt
-from pgkongtls.keywrap import encrypted_pkcs8_pem
 from pgkongtls.manifest import host_text
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -105,6 +102,8 @@ def generate_keys(key_type: str, count: int) -> list[PrivateKey]:
     try:
         if not pooled:
             return [generate_key(key_type) for _ in range(count)]
+        from concurrent.futures import ThreadPoolExecutor  # here: P-256 never pools, and it costs start-up
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgkongtls-keygen") as pool:
             return list(pool.map(generate_key, [key_type] * count))
     except PgkError:
@@ -270,6 +269,8 @@ def parse_host(value: str) -> x509.GeneralName:
     bad = InputError(f"invalid host {value!r}: not a valid DNS name or IP address")
     ascii_name, same = name, True
     if not name.isascii():  # IDNA 2008 with UTS 46 mapping, as browsers and libidn2 do (not Python's IDNA 2003)
+        import idna  # here: only Unicode names need it, and it costs start-up
+
         try:
             ascii_name = idna.encode(name, uts46=True).decode("ascii")
             same = idna.decode(ascii_name) == name
@@ -383,6 +384,8 @@ def cert_pem(*cs: x509.Certificate) -> bytes:
 def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
     """PKCS#8 PEM; leaf keys stay unencrypted because PostgreSQL and Kong read them plain."""
     if passphrase:
+        from pgkongtls.keywrap import encrypted_pkcs8_pem  # here: loads PBKDF2 and AES, which plain keys skip
+
         return encrypted_pkcs8_pem(key, passphrase)
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())

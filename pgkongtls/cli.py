@@ -21,6 +21,7 @@ from pgkongtls import (
     DEFAULT_DAYS_ROOT,
     DEFAULT_LOCK_WAIT,
     DEFAULT_SERVER_EKU,
+    K8S_TARGETS,
     KEY_TYPES,
     SERVER_EKUS,
     __version__,
@@ -30,7 +31,6 @@ from pgkongtls.cli_topology import TARGETS as TOPOLOGY_TARGETS
 from pgkongtls.cli_topology import topology_options
 from pgkongtls.consumers import KONG_DEFAULT_OS_USER, KONG_PG_SSL_VERSIONS, PG_DEFAULT_PORT, PG_MIN_TLS, TLS_PROFILES
 from pgkongtls.errors import PgkError, PgkWarning
-from pgkongtls.render_k8s import K8S_TARGETS
 
 if TYPE_CHECKING:
     from pgkongtls.manifest import Manifest
@@ -244,14 +244,14 @@ def init(chain: str, out: Path, db_hosts: tuple[str, ...], db_user: str, root_cn
     Example:
       pgkongtls init --chain intermediate --db-host db.internal --db-host 10.0.0.5 --out pki
     """
-    from pgkongtls import fsio, ops
+    from pgkongtls import fsio, ops_init
     from pgkongtls.pki import InitOptions
 
     opts = InitOptions(chain=chain, hosts=db_hosts, db_user=db_user, root_cn=root_cn,
                        intermediate_cn=intermediate_cn, key_type=key_type, days_root=days_root,
                        days_intermediate=days_intermediate, days=days, bundle=bundle,
                        server_eku=eku)
-    m = ops.init(out, opts, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
+    m = ops_init.init(out, opts, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     if as_json:
         print_manifest_json(m)
     else:
@@ -280,11 +280,11 @@ def self_signed(is_test: bool, out: Path, db_hosts: tuple[str, ...], db_user: st
     """
     if not is_test:
         fail("self-signed certificates are for testing only; pass --test to confirm, or use pgkongtls init")
-    from pgkongtls import ops
+    from pgkongtls import ops_init
     from pgkongtls.pki import SelfSignedOptions
 
     opts = SelfSignedOptions(hosts=db_hosts, db_user=db_user, key_type=key_type, days=days)
-    m = ops.self_signed(out, opts, force=force, lock_wait=lock_wait())
+    m = ops_init.self_signed(out, opts, force=force, lock_wait=lock_wait())
     if as_json:
         print_manifest_json(m)
     else:

@@ -14,10 +14,12 @@ import stat
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Token
-
-if TYPE_CHECKING:  # cryptography is imported where it is used, so `render` never loads it
+# Annotations only: cryptography is imported where it is used, so `render` never loads it, and the
+# config parsers stay unloaded in commands that read no config (`init`).
+if TYPE_CHECKING:
     from cryptography import x509
+
+    from pgkongtls.confparse import HbaLine, IdentLine, KongValue, Token
 
 #: Kong's own default `lua_ssl_verify_depth`: it is shared with every other outbound TLS connection Kong makes.
 KONG_DEFAULT_DEPTH = 1

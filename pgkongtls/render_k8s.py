@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pgkongtls import K8S_TARGETS
 from pgkongtls.consumers import DEFAULT_TLS_PROFILE, KONG_DEFAULT_OS_USER
 from pgkongtls.errors import InputError
 from pgkongtls.manifest import CertEntry, Manifest
@@ -28,8 +29,6 @@ from pgkongtls.render import (
     trust_file_for_clients,
 )
 
-#: `render kubernetes --for` choices.
-K8S_TARGETS = ("kong-helm", "cloudnativepg", "zalando", "bitnami", "cert-manager")
 #: CloudNativePG's fixed replication user: its certificate's CN must be this.
 CNPG_REPLICATION_CN = "streaming_replica"
 #: Where Kong's chart mounts each of `secretVolumes`.
