@@ -25,6 +25,18 @@ KEYGEN = (
     "pgkongtls.certs", "pgkongtls.pki",
     "cryptography.hazmat.primitives.asymmetric.rsa", "cryptography.hazmat.primitives.asymmetric.ec",
 )
+#: What a plain `init` (P-256, ASCII hosts, no passphrase, into a log) needs none of: the other commands'
+#: planner, renderers, doctor and probe, the config parsers, and what only some runs need.
+NOT_FOR_INIT = (
+    "pgkongtls.ops", "pgkongtls.lifecycle", "pgkongtls.pkiload", "pgkongtls.verify", "pgkongtls.probe",
+    "pgkongtls.render", "pgkongtls.render_hba", "pgkongtls.render_k8s", "pgkongtls.render_clients",
+    "pgkongtls.render_topology", "pgkongtls.tlspolicy", "pgkongtls.confparse", "pgkongtls.bundle",
+    "pgkongtls.cli_lifecycle", "pgkongtls.cli_doctor", "pgkongtls.cli_deploy", "pgkongtls.cli_export",
+    "pgkongtls.cli_rotate", "rich",
+    "pgkongtls.keywrap",  # PBKDF2 and AES: only --ca-passphrase-file encrypts
+    "concurrent.futures",  # the key-generation pool: RSA only
+    "idna",  # IDNA 2008: only a Unicode --db-host
+)
 
 
 def imported(*args: str, cwd: Path, tty: bool = False) -> tuple[set[str], subprocess.CompletedProcess[str]]:
@@ -139,3 +151,40 @@ def test_init_into_a_log_prints_plain_lines_without_rich(tmp_path: Path) -> None
         "  chain.crt         CA chain      intermediate + root",
         "next: pgkongtls render all --dir pki --write pki-config",
     ]
+
+
+def test_plain_init_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
+    mods, proc = imported("init", "--out", "pki", "--db-host", "db.internal", "--db-host", "10.0.0.5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "pgkongtls.ops_init" in mods and "pgkongtls.certs" in mods
+    assert loaded(mods, *NOT_FOR_INIT) == []
+    assert (tmp_path / "pki" / "server.crt").is_file()
+
+
+@pytest.mark.parametrize(("extra", "needs"), [
+    (["--db-host", "bücher.example"], "idna"),
+    (["--ca-passphrase-file", "pass.txt"], "pgkongtls.keywrap"),
+])
+def test_init_imports_what_an_option_needs_when_it_is_given(extra: list[str], needs: str, tmp_path: Path) -> None:
+    """The twins: each lazy import is still reached when its option asks for it."""
+    (tmp_path / "pass.txt").write_text("correct horse\n", encoding="utf-8")
+    (tmp_path / "pass.txt").chmod(0o600)
+    mods, proc = imported("init", "--out", "pki", *extra, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert needs in mods
+    assert loaded(mods, *(m for m in NOT_FOR_INIT if m != needs)) == []
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="RSA keys are made on a pool only with two cores or more")
+def test_rsa_init_imports_the_key_generation_pool(tmp_path: Path) -> None:
+    mods, proc = imported("init", "--out", "pki", "--key-type", "rsa-2048", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "concurrent.futures" in mods
+
+
+def test_a_day_2_command_does_import_the_day_2_planner(pki_dir: Path) -> None:
+    """The twin of the first: the scan sees lifecycle where a command needs it."""
+    mods, proc = imported("status", "--dir", str(pki_dir), cwd=pki_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert {"pgkongtls.lifecycle", "pgkongtls.ops"} <= mods
+
