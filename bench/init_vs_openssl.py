@@ -11,6 +11,7 @@ on a shared machine hits every contender alike), each run into a fresh directory
   C      Debian's cfssl doing the same job, P-256 (bench/cfssl.py: 4 pipelines and a cat)
   A-ec on a terminal: A-ec with stderr on a pseudo-terminal, so pgkongtls draws its rich table
   F1, F2 floors: `python -c pass` and `python -c "import cryptography.x509"` on pgkongtls's interpreter
+  F3     the least a Python program does for the same job (bench/minimal_init.py: no checks, no fsync)
 Every pgkongtls and cfssl run makes a server certificate for db.internal and 10.0.0.5.
 Prints each median and the ratios to B and C. Targets: A-rsa/B <= 0.35, A-ec/B <= 0.2,
 A-ec/C <= 2. No assertions. Without cfssl (and no root to apt-get it) C is skipped, said why.
@@ -74,6 +75,11 @@ def run_python(_out: Path, code: str) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def run_minimal(out: Path) -> None:
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "minimal_init.py"), str(out)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class Contender:
     """A labelled run; `prepare` (not timed) writes what the user already has, such as cfssl's JSON files."""
 
@@ -127,6 +133,7 @@ def main() -> None:
         Contender("A-ec   the same, stderr on a terminal", lambda o: run_init_on_terminal(o, "ecdsa-p256")),
         Contender("F1     python -c pass", lambda o: run_python(o, "pass")),
         Contender("F2     python -c 'import cryptography.x509'", lambda o: run_python(o, "import cryptography.x509")),
+        Contender("F3     minimal Python init, P-256", run_minimal),
     ]
     # An installed package has its bytecode cached; a dev shell may forbid writing it.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -145,7 +152,7 @@ def main() -> None:
 def report(start: str, rounds: int, times: dict[str, list[float]], no_cfssl: str | None) -> None:
     med = {n: statistics.median(t) for n, t in times.items()}
     names = list(times)
-    a_rsa, a_ec, b, term = names[0], names[1], names[2], names[-3]
+    a_rsa, a_ec, b, term = names[0], names[1], names[2], names[-4]
     c = None if no_cfssl else names[3]
     targets = {(a_rsa, b): 0.35, (a_ec, b): 0.2, (term, b): 0.2, (a_ec, c): 2.0}
     print(start)
@@ -167,7 +174,8 @@ def report(start: str, rounds: int, times: dict[str, list[float]], no_cfssl: str
         print(f"C (cfssl) skipped: {no_cfssl}")
     print("A and B write their progress to a redirected stderr (B's openssl prints dots, C logs every step);\n"
           "on a terminal pgkongtls draws its summary with rich: the 'stderr on a terminal' row.\n"
-          "F1 and F2 are floors no Python program can go under: interpreter start, and that plus cryptography's x509.")
+          "F1 and F2 are floors no Python program can go under: interpreter start, and that plus cryptography's x509;\n"
+          "F3 does the same job with nothing else (no checks, manifest, lock, staging or fsync).")
 
 
 if __name__ == "__main__":

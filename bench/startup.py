@@ -1,4 +1,4 @@
-"""Start-up cost: `pgkongtls --version`, `--help`, `render kong` against a bare interpreter.
+"""Start-up cost: `pgkongtls --version` (console script and `python -m`), `--help`, `render kong` against a bare interpreter.
 
 Run: .venv/bin/python bench/startup.py [--rounds 21]
 
@@ -54,6 +54,7 @@ def main() -> None:
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "pgkongtls --version": [str(BIN), "--version"],
+            "python -m pgkongtls --version": [sys.executable, "-m", "pgkongtls", "--version"],
             "pgkongtls --help": [str(BIN), "--help"],
             "pgkongtls render kong": [str(BIN), "render", "kong", "--dir", "pki"],
         }
