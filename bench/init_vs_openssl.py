@@ -163,7 +163,7 @@ def report(start: str, rounds: int, times: dict[str, list[float]], no_cfssl: str
         target = ", ".join(f"/{'B' if base == b else 'C'} <= {v}" for (a, base), v in targets.items()
                            if a == n and base)
         print(f"{n:46} {med[n] * 1e3:8.1f} {min(times[n]) * 1e3:8.1f} {max(times[n]) * 1e3:8.1f} "
-              f"{ratios[0]:>6} {ratios[1]:>6}  {target}")
+              f"{ratios[0]:>6} {ratios[1]:>6}  {target}".rstrip())
     paired = []
     for a, base in targets:
         if base:
