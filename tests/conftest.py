@@ -16,7 +16,7 @@ from pgkongtls.certs import utcnow
 TESTS = Path(__file__).resolve().parent
 
 #: PGKONGTLS_PAUSE_AFTER_COLLECT=360 (or --pause-after-collect) reproduces a slow machine.
-pytest_plugins = ("tests.slowclock_plugin",)
+pytest_plugins = ("tests.slowclock_plugin", "tests.clirun")  # clirun: the CLI workspace fixtures
 
 
 def find_py313() -> str | None:

@@ -25,8 +25,8 @@ from pgkongtls import (
     consumers,
     manifest,
 )
-from pgkongtls.cli import main
 
+from .clirun import command_at
 from .test_help import ALL
 
 #: option name -> the value every command's default must equal (the library's, where it has one).
@@ -53,12 +53,7 @@ PER_COMMAND: dict[tuple[str, str], object] = {
 def _options() -> list[tuple[str, click.Option]]:
     out = []
     for path in ALL:
-        cmd: click.Command = main
-        for name in path:
-            assert isinstance(cmd, click.Group)
-            found = cmd.get_command(click.Context(cmd), name)
-            assert found is not None
-            cmd = found
+        cmd = command_at(path)
         out += [(" ".join(path), p) for p in cmd.params
                 if isinstance(p, click.Option) and not p.is_flag and p.default not in (None, ())
                 and not isinstance(p.type, click.types.UnprocessedParamType) and p.name != "help"

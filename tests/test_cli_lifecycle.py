@@ -20,18 +20,12 @@ from pgkongtls.pki import InitOptions
 from .clirun import ok, run
 from .test_fsio import snapshot
 
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "200")  # rich wraps the tables to the terminal width
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Path:
-    ok("init", "--out", "pki")
-    return tmp_path / "pki"
+def pki(cli_pki: Path) -> Path:
+    return cli_pki
 
 
 def ago(*, days: int, hours: int = 0) -> dt.datetime:

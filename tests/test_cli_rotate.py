@@ -13,18 +13,12 @@ import pytest
 from .clirun import ok, run
 from .test_cli_lifecycle import refused
 
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "200")  # rich wraps the tables to the terminal width
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Path:
-    ok("init", "--out", "pki")
-    return tmp_path / "pki"
+def pki(cli_pki: Path) -> Path:
+    return cli_pki
 
 
 def serial(d: Path, name: str) -> str:

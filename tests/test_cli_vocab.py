@@ -8,11 +8,10 @@ from pathlib import Path
 import click
 import pytest
 
-from pgkongtls.cli import main
 from pgkongtls.errors import InputError
 from pgkongtls.probe import Target, parse_target
 
-from .clirun import ok, run
+from .clirun import command_at, ok, run
 from .test_fsio import snapshot
 from .test_help import ALL
 
@@ -30,14 +29,7 @@ def pki(tmp_path: Path) -> Path:
     return tmp_path / "pki"
 
 
-def _command(path: tuple[str, ...]) -> click.Command:
-    cmd: click.Command = main
-    for name in path:
-        assert isinstance(cmd, click.Group)
-        found = cmd.get_command(click.Context(cmd), name)
-        assert found is not None
-        cmd = found
-    return cmd
+_command = command_at
 
 
 def _options(path: tuple[str, ...]) -> dict[str, click.Option]:

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
-import click
 import pytest
 from click.testing import CliRunner
 
 from pgkongtls.cli import main
 
-
-def commands(group: click.Group = main, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    ctx = click.Context(group)
-    for name in group.list_commands(ctx):
-        cmd = group.get_command(ctx, name)
-        assert cmd is not None
-        yield (*path, name)
-        if isinstance(cmd, click.Group):
-            yield from commands(cmd, (*path, name))
-
+from .clirun import commands
 
 ALL = list(commands())
 
