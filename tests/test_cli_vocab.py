@@ -15,18 +15,12 @@ from .clirun import command_at, ok, run
 from .test_fsio import snapshot
 from .test_help import ALL
 
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "200")
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Path:
-    ok("init", "--out", "pki")
-    return tmp_path / "pki"
+def pki(cli_pki: Path) -> Path:
+    return cli_pki
 
 
 _command = command_at
