@@ -253,7 +253,7 @@ def load_pki_dir(directory: Path) -> PkiDir:
     if not directory.is_dir():
         raise StateError(f"{directory} is not a directory; pass the PKI directory")
     if (directory / MANIFEST_NAME).exists():
-        m = fsio.load_manifest(directory)
+        m = fsio.load_manifest(directory, check=False)  # each damaged file becomes a finding below
         found: list[PkiEntry] = []
         for e in m.certificates.values():
             cert = _maybe_cert(directory / e.file, os.path.join(base, e.file))

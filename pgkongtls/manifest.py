@@ -22,6 +22,8 @@ MANIFEST_NAME = "pgkongtls.json"
 #: The CA bundle, intermediate first (the source document's name), and the CRLs of every CA level.
 CHAIN_FILE = "chain.crt"
 CRL_FILE = "crl.pem"
+#: What the last writing command saw of each file it vouches for (fsio.read, "the stat cache").
+STAT_CACHE = "pgkongtls.stat"
 FORMAT = 1
 MODES = ("ca", "self-signed")
 CHAINS = ("intermediate", "root")
@@ -44,7 +46,7 @@ def backup_name(file: str, serial: str) -> str:
 def foreign_names(m: Manifest, names: list[str]) -> list[str]:
     """Of the names in a PKI directory, those pgkongtls did not write: not the manifest, not a file it
     lists (chain.crt, the CRL, every certificate and key), not a backup of one."""
-    own = {n for e in m.certificates.values() for n in (e.file, e.key_file)} | {MANIFEST_NAME, CHAIN_FILE}
+    own = {n for e in m.certificates.values() for n in (e.file, e.key_file)} | {MANIFEST_NAME, CHAIN_FILE, STAT_CACHE}
     own |= {m.crl_file} if m.crl_file else set()
     return [n for n in names if n not in own and not ((b := BACKUP_NAME.fullmatch(n)) and b["file"] in own)]
 
@@ -189,6 +191,11 @@ def entry_for(
     )
 
 
+def checked_files(m: Manifest) -> list[str]:
+    """The files a command checks against the manifest before trusting it: every certificate, the chain."""
+    return [e.file for e in m.certificates.values()] + ([CHAIN_FILE] if m.mode == "ca" else [])
+
+
 def _fields(obj: Any) -> dict[str, Any]:
     """A dataclass's fields, shallow: dataclasses.asdict deep-copies, which was most of the
     manifest's cost in a 1,000-name `issue`."""
@@ -211,8 +218,14 @@ def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
 
 
 _HEX = re.compile(r"[0-9a-f]{1,40}")
-#: A plain file name inside the PKI directory: no '/', no leading or trailing '.', so never '..'.
-_FILE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._@-]{0,253}[A-Za-z0-9_@-])?")
+#: What `fingerprint` writes: 32 upper-case hex bytes joined by ':'.
+_SHA256 = re.compile(r"[0-9A-F]{2}(?::[0-9A-F]{2}){31}")
+#: A certificate name (`--name`); an archived revoked entry is NAME@SERIAL.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+#: The CA levels, each under its own name.
+CA_NAMES = ("root", "intermediate")
+#: Text that render copies into config lines (hosts, the db user): what certs.validate_db_user allows.
+_TOKEN = re.compile(r"[^\x00-\x20\x7f\"\\,#']{1,255}")
 _TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")
 
 
@@ -232,10 +245,55 @@ def _well_formed(value: str | None, shape: re.Pattern[str], where: str) -> None:
         raise StateError(f"{MANIFEST_NAME}: {where} {value!r} is malformed; re-create it with pgkongtls init --force")
 
 
+#: A plain file name inside the PKI directory: no '/', no leading or trailing '.', so never '..'.
+_FILE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._@-]{0,253}[A-Za-z0-9_@-])?")
+
+
 def _plain_name(value: str | None, where: str) -> None:
     """Every command joins these to the PKI directory: refuse anything that could leave it."""
     if value is not None and not _FILE.fullmatch(value):
         raise StateError(f"{MANIFEST_NAME}: {where} {value!r} is not a plain file name; restore the manifest")
+
+
+def files_for(name: str, serial: str) -> tuple[str, str]:
+    """The certificate and key file of an entry, by the naming rules init, issue and renew follow.
+
+    NAME -> NAME.crt, NAME.key; an archived NAME@SERIAL (a revoked leaf kept for the CRL, an old CA
+    kept through a renewal or rotation) -> NAME.crt.SERIAL.bak, NAME.key.SERIAL.bak (lifecycle's
+    Plan.retire, rotate begin). The manifest cannot point an entry anywhere else, with one exception:
+    `renew root|intermediate` keeps the key, so the old CA certificate names the live key.
+    """
+    base, _, archived = name.partition("@")
+    if archived:
+        return f"{base}.crt.{serial}.bak", f"{base}.key.{serial}.bak"
+    return f"{base}.crt", f"{base}.key"
+
+
+def _entry_rules(m_mode: str, entry: CertEntry, where: str) -> None:
+    """What an entry may say without looking at its certificate: names, roles, issuers, file names, formats."""
+    base, at, archived = entry.name.partition("@")
+    bad = (not NAME.fullmatch(base) or (at and archived != entry.serial)
+           or (entry.role in CA_NAMES) != (base in CA_NAMES) or (base in CA_NAMES and entry.role != base)
+           or not all(isinstance(s, str) for s in entry.sans))
+    if bad:
+        raise StateError(f"{MANIFEST_NAME}: {where} is inconsistent; re-create it with pgkongtls init --force")
+    _well_formed(entry.serial, _HEX, f"{where}.serial")
+    _well_formed(entry.sha256, _SHA256, f"{where}.sha256")
+    for key, want in zip(("file", "key_file"), files_for(entry.name, entry.serial), strict=True):
+        _plain_name(getattr(entry, key), f"{where}.{key}")
+        if getattr(entry, key) != want:  # one file, one entry: client's key_file is never root.key
+            raise StateError(f"{MANIFEST_NAME}: {where}.{key} {getattr(entry, key)!r} is not {want}, the file of "
+                             f"{entry.name}; restore the manifest")
+    want_issuer: tuple[str | None, ...] = (None,) if m_mode != "ca" or entry.role == "root" else (
+        ("root",) if entry.role == "intermediate" else CA_NAMES)
+    if entry.issuer not in want_issuer:
+        raise StateError(f"{MANIFEST_NAME}: {where}.issuer {entry.issuer!r} is not one of this PKI's CAs; "
+                         "restore the manifest")
+    for key in ("not_before", "not_after", "revoked"):
+        _well_formed(getattr(entry, key), _TIME, f"{where}.{key}")
+    if entry.revocation_reason not in (None, *REVOCATION_REASONS):
+        raise StateError(f"{MANIFEST_NAME}: {where}.revocation_reason {entry.revocation_reason!r} is malformed; "
+                         "re-create it with pgkongtls init --force")
 
 
 def loads(text: str) -> Manifest:
@@ -264,16 +322,8 @@ def loads(text: str) -> Manifest:
             revoked=_need(raw, "revoked", opt, where),
             revocation_reason=_need(raw, "revocation_reason", opt, where),
         )
-        if entry.role not in ROLES or entry.name != name or not all(isinstance(s, str) for s in entry.sans):
+        if entry.role not in ROLES or entry.name != name:
             raise StateError(f"{MANIFEST_NAME}: {where} is inconsistent; re-create it with pgkongtls init --force")
-        _well_formed(entry.serial, _HEX, f"{where}.serial")
-        _plain_name(entry.file, f"{where}.file")
-        _plain_name(entry.key_file, f"{where}.key_file")
-        for key in ("not_before", "not_after", "revoked"):
-            _well_formed(getattr(entry, key), _TIME, f"{where}.{key}")
-        if entry.revocation_reason not in (None, *REVOCATION_REASONS):
-            raise StateError(f"{MANIFEST_NAME}: {where}.revocation_reason {entry.revocation_reason!r} is malformed; "
-                             "re-create it with pgkongtls init --force")
         certs[name] = entry
     m = Manifest(
         mode=_need(data, "mode", str, "manifest"), chain=_need(data, "chain", (str, type(None)), "manifest"),
@@ -292,10 +342,13 @@ def loads(text: str) -> Manifest:
     if phase is not None and phase not in PHASES:
         raise StateError(f"{MANIFEST_NAME}: phase {phase!r} is unknown; restore the manifest")
     m = replace(m, deploy=dict(deploy), phase=phase)
-    if not all(isinstance(h, str) for h in m.hosts) or m.key_type not in KEY_TYPES:
+    tokens = (*m.hosts, m.db_user)
+    if not all(isinstance(h, str) and _TOKEN.fullmatch(h) for h in tokens) or m.key_type not in KEY_TYPES:
         raise StateError(f"{MANIFEST_NAME}: manifest.hosts or key_type is malformed; re-create it with pgkongtls init --force")
     _well_formed(m.crl_next_update, _TIME, "manifest.crl_next_update")
     _plain_name(m.crl_file, "crl_file")
+    if m.crl_file not in (None, CRL_FILE):
+        raise StateError(f"{MANIFEST_NAME}: crl_file {m.crl_file!r} is not {CRL_FILE}; restore the manifest")
     if m.mode not in MODES or (m.mode == "ca" and m.chain not in CHAINS):
         raise StateError(f"{MANIFEST_NAME}: unknown mode or chain; re-create it with pgkongtls init --force")
     needed = {"ca": ["root", "server", "client"] + (["intermediate"] if m.chain == "intermediate" else []),
@@ -303,4 +356,9 @@ def loads(text: str) -> Manifest:
     missing = [n for n in needed if n not in certs]
     if missing:
         raise StateError(f"{MANIFEST_NAME}: certificate {missing[0]!r} is missing; re-create it with pgkongtls init --force")
+    for name, entry in certs.items():
+        _entry_rules(m.mode, entry, f"certificates.{name}")
+        if entry.issuer is not None and (entry.issuer not in certs or certs[entry.issuer].role not in CA_NAMES):
+            raise StateError(f"{MANIFEST_NAME}: certificates.{name}.issuer {entry.issuer!r} is not one of this "
+                             "PKI's CAs; restore the manifest")
     return m

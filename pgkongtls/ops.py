@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,13 +27,13 @@ if TYPE_CHECKING:
 @contextlib.contextmanager
 def _checked(
     pki: Path, lock_wait: float,
-) -> Iterator[tuple[fsio.Transaction, Manifest, dict[str, x509.Certificate], lifecycle.Reader]]:
-    """Lock the PKI, load its manifest and refuse files that no longer match it."""
+) -> Iterator[tuple[fsio.Transaction, Manifest, Mapping[str, x509.Certificate], lifecycle.Reader]]:
+    """Lock the PKI, load its manifest and refuse files that no longer match it (fsio.snapshot: in full
+    only the files the stat cache cannot vouch for)."""
     with fsio.transaction(pki, wait=lock_wait) as tx:
-        m = tx.manifest()
-        tx.refuse_foreign(m)
-        read = fsio.reader(tx.target)
-        yield tx, m, lifecycle.verify_files(m, read), read
+        snap = tx.snapshot()
+        tx.refuse_foreign(snap.manifest)
+        yield tx, snap.manifest, snap.certs(), fsio.reader(tx.target)
 
 
 def _apply(tx: fsio.Transaction, change: Change, *, force: bool = False,
@@ -132,9 +132,11 @@ def prune(
 
 
 def status(pki: Path, *, warn_days: int = lifecycle.DEFAULT_WARN_DAYS, now: dt.datetime | None = None) -> lifecycle.Status:
-    """`pgkongtls status`: read-only (no lock, so a monitoring user needs no write access)."""
-    m = fsio.load_manifest(pki)
-    read = fsio.reader(Path(pki))
-    found = lifecycle.verify_files(m, read)
-    crls = lifecycle.load_crls(m, found, read(m.crl_file) if m.crl_file else None)
-    return lifecycle.compute_status(m, now=now, warn_days=warn_days, crl_levels=lifecycle.crl_levels(m, found, crls))
+    """`pgkongtls status`: read-only (a shared lock, so a monitoring user needs no write access and never
+    sees half a commit)."""
+    with fsio.reading(Path(pki)) as snap:
+        m = snap.manifest
+        found = snap.certs()
+        crls = lifecycle.load_crls(m, found, fsio.reader(Path(pki))(m.crl_file) if m.crl_file else None)
+        levels = lifecycle.crl_levels(m, found, crls)
+    return lifecycle.compute_status(m, now=now, warn_days=warn_days, crl_levels=levels)

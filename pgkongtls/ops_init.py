@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pgkongtls import DEFAULT_LOCK_WAIT, fsio
 from pgkongtls.errors import PgkWarning, StateError
-from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, Change, Manifest
+from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, STAT_CACHE, Change, Manifest
 from pgkongtls.pki import InitOptions, SelfSignedOptions, plan_init, plan_self_signed
 
 #: Files whose presence means "this directory already holds a PKI".
@@ -22,7 +22,7 @@ PKI_MARKERS = (MANIFEST_NAME, "root.key", "intermediate.key", "server.key", "cli
 
 def _files_of(m: Manifest) -> set[str]:
     names = {n for e in m.certificates.values() for n in (e.file, e.key_file)}
-    return names | ({m.crl_file} if m.crl_file else set()) | {CHAIN_FILE}
+    return names | ({m.crl_file} if m.crl_file else set()) | {CHAIN_FILE, STAT_CACHE}
 
 
 def _write_fresh(out: Path, change: Change, *, force: bool, lock_wait: float) -> Manifest:
@@ -35,7 +35,8 @@ def _write_fresh(out: Path, change: Change, *, force: bool, lock_wait: float) ->
         stale: set[str] = set()
         if tx.exists(MANIFEST_NAME):
             try:
-                stale = _files_of(tx.manifest()) | {MANIFEST_NAME}
+                # unchecked: --force is the fix the damage messages name, so a damaged file must not stop it
+                stale = _files_of(fsio.load_manifest(tx.target, check=False)) | {MANIFEST_NAME}
             except StateError:
                 stale = set()
         new = change.all_files()

@@ -10,16 +10,16 @@ show), no click.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from pgkongtls.errors import StateError
-from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, CertEntry, Manifest, fingerprint
+from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, CertEntry, Manifest, entry_for, fingerprint
 
 #: What each kind of file is called in messages, and the openssl command that converts its DER form.
 _LABEL = {"cert": "certificate", "key": "private key", "crl": "CRL"}
@@ -90,6 +90,14 @@ class NotAsRecorded(FileDamage):
 
     def __init__(self, where: str, fix: str = RESTORE) -> None:
         super().__init__(where, f"{where} differs from what {MANIFEST_NAME} recorded (edited by hand?)", fix)
+
+
+class ManifestLies(FileDamage):
+    """A manifest field that the fingerprint-verified certificate contradicts (not_after 9999, a junk issuer)."""
+
+    def __init__(self, entry: CertEntry, field: str) -> None:
+        super().__init__(MANIFEST_NAME, f"{MANIFEST_NAME}: certificates.{entry.name}.{field} is not what {entry.file} "
+                         "says (edited by hand?)", "restore the manifest pgkongtls wrote")
 
 
 def _pem_blocks(data: bytes, kind: str) -> int:
@@ -180,13 +188,89 @@ def _superseded(m: Manifest, role: str) -> list[str]:
     return [e.sha256 for n, e in sorted(m.certificates.items()) if e.role == role and "@" in n]
 
 
-def check_recorded(m: Manifest, entry: CertEntry, found: Sequence[x509.Certificate], where: str) -> None:
-    """A certificate file must hold exactly what init or issue wrote: its certificate, then its bundle
-    (a leaf issued before `renew intermediate` bundles the old intermediate certificate)."""
+def _as_recorded(m: Manifest, entry: CertEntry, found: Sequence[x509.Certificate]) -> bool:
+    """Its certificate, then its bundle (a leaf issued before `renew intermediate` bundles the old intermediate)."""
     got, want = [fingerprint(c) for c in found], [entry.sha256, *bundled(m, entry)]
-    if got != want and not (len(got) == 2 == len(want) and got[0] == entry.sha256
-                            and got[1] in _superseded(m, "intermediate")):
+    return got == want or (len(got) == 2 == len(want) and got[0] == entry.sha256
+                           and got[1] in _superseded(m, "intermediate"))
+
+
+#: The entry fields a certificate carries, in the order they are compared.
+DERIVED = ("sha256", "serial", "cn", "sans", "not_before", "not_after")
+
+
+def check_recorded(m: Manifest, entry: CertEntry, found: Sequence[x509.Certificate], where: str) -> None:
+    """A certificate file must hold exactly what init or issue wrote, and every field the manifest
+    derived from that certificate must still say what the certificate says."""
+    if not _as_recorded(m, entry, found):
         raise NotAsRecorded(where)
+    want = entry_for(found[0], name=entry.name, role=entry.role, issuer=entry.issuer, file=entry.file,
+                     key_file=entry.key_file)
+    for name in DERIVED:
+        if getattr(want, name) != getattr(entry, name):
+            raise ManifestLies(entry, name)
+
+
+def check_issuer(entry: CertEntry, cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    """The entry's `issuer` names the CA that signed it (a self-signed certificate names none)."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        raise ManifestLies(entry, "issuer") from None
+
+
+class Certs(Mapping[str, x509.Certificate]):
+    """The PKI's certificates by name, each parsed when first asked for.
+
+    A command on a 10,000-entry PKI parses the few it uses. Each parse checks the fingerprint
+    again, so a file swapped after the load is still caught; its other fields were checked by
+    `verify_pki` (or vouched for by the stat cache, see fsio.read).
+    """
+
+    def __init__(self, m: Manifest, read: Callable[[str], bytes | None]) -> None:
+        self._m, self._read = m, read
+        self._parsed: dict[str, x509.Certificate] = {}
+
+    def __getitem__(self, name: str) -> x509.Certificate:
+        if name not in self._parsed:
+            e = self._m.certificates[name]
+            found = parse_certs(self._read(e.file), e.file)
+            if not _as_recorded(self._m, e, found):
+                raise NotAsRecorded(e.file)
+            self._parsed[name] = found[0]
+        return self._parsed[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._m.certificates)
+
+    def __len__(self) -> int:
+        return len(self._m.certificates)
+
+    def known(self, name: str, cert: x509.Certificate) -> None:
+        self._parsed[name] = cert
+
+
+def verify_pki(m: Manifest, read: Callable[[str], bytes | None], trusted: Collection[str] = ()) -> Certs:
+    """Refuse a directory whose files differ from the manifest, checking only the files not in `trusted`.
+
+    Each checked certificate: parsed, fingerprints as recorded, every derived field as recorded,
+    signed by the CA its `issuer` names. An archived revoked certificate may be missing (the CRL
+    needs only its serial, which is in its name).
+    """
+    certs = Certs(m, read)
+    for e in m.certificates.values():
+        if e.file in trusted:
+            continue
+        data = read(e.file)
+        if data is None and "@" in e.name:
+            continue
+        found = parse_certs(data, e.file)
+        check_recorded(m, e, found, e.file)
+        certs.known(e.name, found[0])
+        check_issuer(e, found[0], found[0] if e.issuer is None else certs[e.issuer])
+    if m.mode == "ca" and CHAIN_FILE not in trusted:
+        check_chain_recorded(m, parse_certs(read(CHAIN_FILE), CHAIN_FILE))
+    return certs
 
 
 def check_chain_recorded(m: Manifest, found: Sequence[x509.Certificate], where: str = CHAIN_FILE) -> None:

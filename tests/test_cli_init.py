@@ -26,7 +26,7 @@ def test_init_defaults_write_pki_and_summary_on_stderr(tmp_path: Path) -> None:
     assert "PKI written to pki" in r.stderr and "next: pgkongtls render all --dir pki" in r.stderr
     assert stat.S_IMODE((tmp_path / "pki").stat().st_mode) == 0o700
     assert sorted(p.name for p in (tmp_path / "pki").iterdir()) == [
-        "chain.crt", "client.crt", "client.key", "intermediate.crt", "intermediate.key", "pgkongtls.json",
+        "chain.crt", "client.crt", "client.key", "intermediate.crt", "intermediate.key", "pgkongtls.json", "pgkongtls.stat",
         "root.crt", "root.key", "server.crt", "server.key"]
 
 
@@ -150,7 +150,8 @@ def test_self_signed_writes_the_pair(tmp_path: Path) -> None:
     data = json.loads(r.stdout)
     assert (data["mode"], data["chain"], set(data["certificates"])) == ("self-signed", None, {"server", "client"})
     d = tmp_path / "pki-test"
-    assert sorted(p.name for p in d.iterdir()) == ["client.crt", "client.key", "pgkongtls.json", "server.crt", "server.key"]
+    assert sorted(p.name for p in d.iterdir()) == ["client.crt", "client.key", "pgkongtls.json", "pgkongtls.stat",
+                                                      "server.crt", "server.key"]
     assert {stat.S_IMODE(p.stat().st_mode) for p in d.glob("*.key")} == {0o600}
     r2 = run("self-signed", "--test")
     assert r2.exit_code == 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import os
 import shutil
 import signal
@@ -148,9 +147,16 @@ class Transaction:
     """A locked view of one PKI directory; `commit` applies one change to it."""
 
     target: Path
+    _snap: Snapshot | None = None
 
     def manifest(self) -> Manifest:
-        return load_manifest(self.target)
+        return self.snapshot().manifest
+
+    def snapshot(self) -> Snapshot:
+        """The manifest, with every file it lists checked (in full only where the stat cache cannot vouch)."""
+        if self._snap is None:
+            self._snap = snapshot(self.target, locked=True)
+        return self._snap
 
     def exists(self, name: str) -> bool:
         return (self.target / name).exists()
@@ -169,6 +175,16 @@ class Transaction:
         self, files: dict[str, bytes], *, private: frozenset[str] = frozenset(),
         overwrite: bool = False, replaces: frozenset[str] = frozenset(), remove: frozenset[str] = frozenset(),
         keep_previous: str | None = None,
+    ) -> Path | None:
+        """`_commit`, then the stat cache for the next command: what was checked at load, and what was written."""
+        kept = self._commit(files, private=private, overwrite=overwrite, replaces=replaces, remove=remove,
+                            keep_previous=keep_previous)
+        record_stats(self.target, self._snap.verified if self._snap is not None else {}, files)
+        return kept
+
+    def _commit(
+        self, files: dict[str, bytes], *, private: frozenset[str], overwrite: bool, replaces: frozenset[str],
+        remove: frozenset[str], keep_previous: str | None,
     ) -> Path | None:
         """Write `files` (keys in `private`) and delete `remove`, all at once or not at all.
 
@@ -307,33 +323,8 @@ def _check_owned(target: Path) -> None:
 
 
 def _lock(target: Path, wait: float) -> int:
-    """flock the PKI directory itself, waiting at most `wait` seconds.
-
-    Only whoever can open the directory can hold its lock: with pgkongtls's 0700 that is its owner
-    (and root), so no other local user can block a renewal, as they could by locking the parent
-    (/etc, /tmp). The directory may be swapped by the run we waited for: then lock the live one.
-    """
-    import time
-
-    deadline = time.monotonic() + max(wait, 0.0)
-    while True:
-        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            if time.monotonic() >= deadline:
-                raise StateError(f"another pgkongtls run holds the lock on {target}; wait for it to finish, "
-                                 "or pass a longer --wait SECONDS") from None
-            time.sleep(0.05)
-            continue
-        try:
-            same = os.fstat(fd).st_ino == os.stat(target, follow_symlinks=False).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)
+    """The writer's exclusive lock (fsio.read.lock_dir says why the directory itself is locked)."""
+    return lock_dir(target, wait)
 
 
 @contextlib.contextmanager
@@ -390,7 +381,12 @@ from pgkongtls.fsio.read import (  # noqa: E402  (after the core they build on)
     MAX_PASSPHRASE as MAX_PASSPHRASE,
 )
 from pgkongtls.fsio.read import MAX_READ as MAX_READ  # noqa: E402
+from pgkongtls.fsio.read import Snapshot as Snapshot  # noqa: E402
 from pgkongtls.fsio.read import load_manifest as load_manifest  # noqa: E402
+from pgkongtls.fsio.read import lock_dir as lock_dir  # noqa: E402
 from pgkongtls.fsio.read import read_passphrase as read_passphrase  # noqa: E402
 from pgkongtls.fsio.read import read_regular as read_regular  # noqa: E402
 from pgkongtls.fsio.read import reader as reader  # noqa: E402
+from pgkongtls.fsio.read import reading as reading  # noqa: E402
+from pgkongtls.fsio.read import record_stats as record_stats  # noqa: E402
+from pgkongtls.fsio.read import snapshot as snapshot  # noqa: E402

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pgkongtls import KEY_TYPES, MAX_DAYS, certs, pkiload
 from pgkongtls.certs import Issued, PrivateKey, validate_db_user
 from pgkongtls.errors import InputError, StateError
-from pgkongtls.manifest import CHAIN_FILE, CertEntry, Manifest
+from pgkongtls.manifest import NAME, CertEntry, Manifest
 
 #: Reads one file of the PKI directory by name; None when it does not exist.
 Reader = Callable[[str], "bytes | None"]
@@ -24,7 +23,6 @@ CA_LEVELS = ("root", "intermediate")
 LEAF_ROLES = ("server", "client")
 #: Names pgkongtls' own files use (root.crt, chain.crt, crl.pem, pgkongtls.json).
 RESERVED_NAMES = frozenset({"root", "intermediate", "chain", "crl", "pgkongtls"})
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class LeafRequest:
 
 def validate_name(name: str) -> str:
     """A `--name` that stays a plain file name inside --dir and clashes with nothing of ours."""
-    if not _NAME.fullmatch(name):
+    if not NAME.fullmatch(name):
         raise InputError(
             f"invalid --name {name!r}: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -98,23 +96,14 @@ def lookup(m: Manifest, name: str) -> CertEntry:
 
 # ---------------------------------------------------------------- reading what is on disk
 
-def verify_files(m: Manifest, read: Reader) -> dict[str, x509.Certificate]:
+def verify_files(m: Manifest, read: Reader) -> Mapping[str, x509.Certificate]:
     """Every certificate file must still be what the manifest recorded: refuse hand edits.
 
-    Returns the certificates by name. Parsing and the record check are pkiload's,
-    the same that verify uses, so both name the same damage with the same words.
+    Returns the certificates by name. The checks are pkiload's (verify uses the same), so both
+    name the same damage with the same words; fsio.snapshot runs them only where its stat cache
+    cannot vouch for a file.
     """
-    out: dict[str, x509.Certificate] = {}
-    for e in m.certificates.values():
-        data = read(e.file)
-        if data is None and "@" in e.name:
-            continue  # an archived revoked certificate: the CRL needs only its serial
-        found = pkiload.parse_certs(data, e.file)
-        pkiload.check_recorded(m, e, found, e.file)
-        out[e.name] = found[0]
-    if m.mode == "ca":
-        pkiload.check_chain_recorded(m, pkiload.parse_certs(read(CHAIN_FILE), CHAIN_FILE))
-    return out
+    return pkiload.verify_pki(m, read)
 
 
 def load_key(data: bytes | None, file: str, passphrase: bytes | None) -> PrivateKey:
@@ -158,7 +147,7 @@ def must(data: bytes | None, file: str) -> bytes:
 
 
 def load_ca(
-    m: Manifest, found: dict[str, x509.Certificate], read: Reader, *, passphrase: bytes | None,
+    m: Manifest, found: Mapping[str, x509.Certificate], read: Reader, *, passphrase: bytes | None,
     sign_with: Iterable[str],
 ) -> Ca:
     """The CA certificates, plus the keys of the `sign_with` levels ("issuing" = the leaf signer)."""

@@ -11,6 +11,7 @@ the new certificate first, and the result says which ones verified.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from cryptography import x509
@@ -102,7 +103,7 @@ def resign(old: x509.Certificate, signer: certs.Issued, *, days: int, now: dt.da
 
 
 def check_leaves(
-    m: Manifest, found: dict[str, x509.Certificate], anchors: list[x509.Certificate],
+    m: Manifest, found: Mapping[str, x509.Certificate], anchors: list[x509.Certificate],
     intermediates: list[x509.Certificate], *, level: str, now: dt.datetime,
 ) -> tuple[str, ...]:
     """Every leaf in service under `level` must verify with the new certificates alone (strict RFC 5280)."""
@@ -124,7 +125,7 @@ def check_leaves(
 
 
 def plan_renew_ca(
-    m: Manifest, ca: Ca, found: dict[str, x509.Certificate], level: str, read: Reader, *,
+    m: Manifest, ca: Ca, found: Mapping[str, x509.Certificate], level: str, read: Reader, *,
     days: int | None = None, now: dt.datetime | None = None,
 ) -> CaRenewal:
     """Re-sign the `level` CA's certificate with the root key; keep the old one in chain.crt."""

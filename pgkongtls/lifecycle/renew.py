@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from cryptography import x509
 
@@ -22,7 +23,7 @@ def select_expiring(m: Manifest, window: dt.timedelta, now: dt.datetime) -> list
 
 
 def plan_renew(
-    m: Manifest, ca: Ca, found: dict[str, x509.Certificate], names: list[str], read: Reader, *,
+    m: Manifest, ca: Ca, found: Mapping[str, x509.Certificate], names: list[str], read: Reader, *,
     reuse_key: bool = False, days: int | None = None, now: dt.datetime | None = None, progress: Progress | None = None,
 ) -> Change:
     """Re-issue leaves; the lifetime stays the old one unless `days` is given, and never outlives the CA."""

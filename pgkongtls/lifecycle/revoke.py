@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from cryptography import x509
@@ -118,7 +118,7 @@ def plan_revoke(
     return plan_crl(m, ca, read, days=crl_days, now=now, done=tuple(done))
 
 
-def load_crls(m: Manifest, found: dict[str, x509.Certificate], data: bytes | None) -> list[x509.CertificateRevocationList]:
+def load_crls(m: Manifest, found: Mapping[str, x509.Certificate], data: bytes | None) -> list[x509.CertificateRevocationList]:
     """The CRLs in crl.pem (parsed by pkiload, like verify's), checked against the CAs and the manifest's nextUpdate."""
     if not m.crl_file:
         return []
@@ -132,7 +132,7 @@ def load_crls(m: Manifest, found: dict[str, x509.Certificate], data: bytes | Non
     return crls
 
 
-def crl_levels(m: Manifest, found: dict[str, x509.Certificate],
+def crl_levels(m: Manifest, found: Mapping[str, x509.Certificate],
                crls: list[x509.CertificateRevocationList]) -> tuple[tuple[str, str], ...]:
     """(CA name, nextUpdate) of each CRL load_crls accepted: root and intermediate, and during a rotation
     the old CAs' too (root@serial), each its own deadline."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
 
 from cryptography import x509
@@ -96,7 +97,7 @@ def plan_begin(
 
 
 def plan_reissue(
-    m: Manifest, ca: Ca, found: dict[str, x509.Certificate], read: Reader, *, now: dt.datetime | None = None,
+    m: Manifest, ca: Ca, found: Mapping[str, x509.Certificate], read: Reader, *, now: dt.datetime | None = None,
 ) -> Change:
     """Every leaf in service still from an old CA: the same name, subject, SANs and files, from the new CA."""
     now = now or certs.utcnow()
