@@ -201,12 +201,13 @@ def snapshot(directory: Path, *, locked: bool = False) -> Snapshot:
     snap = Snapshot(directory, m)
     trusted: set[str] = set()
     if cache.manifest == stat_key(mst):
+        base = os.fspath(directory)
         for name in names:
             want = cache.files.get(name)
             if want is None:
                 continue
             try:
-                st = os.stat(directory / name, follow_symlinks=False)
+                st = os.stat(os.path.join(base, name), follow_symlinks=False)
             except OSError:
                 continue
             if stat_key(st) == want:
