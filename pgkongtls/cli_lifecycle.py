@@ -391,11 +391,18 @@ def status_json(pki_dir: Path, st: Status) -> dict[str, Any]:
     }
 
 
+#: Above this many certificates the table shows only the CAs and what is due.
+TABLE_ROWS = 200
+
+
 def print_status(pki_dir: Path, st: Status) -> None:
     """The status table and the warnings, on stderr."""
     colour = {"valid": "green", "expiring": "yellow", "expired": "bold red", "revoked": "dim", "superseded": "dim"}
     rows: list[tuple[output.Cell, ...]] = []
-    for c in st.certificates:
+    shown = list(st.certificates)
+    if len(shown) > TABLE_ROWS:  # a terminal table of 10,000 rows takes ~20 s to lay out, and nobody reads it
+        shown = [c for c in shown if c.role in ("root", "intermediate") or c.state in ("expired", "expiring")][:TABLE_ROWS]
+    for c in shown:
         who = c.cn + (f"\nSAN: {', '.join(c.sans)}" if c.sans else "")
         base, archived, _ = c.name.partition("@")  # a revoked certificate kept for the CRL: NAME@serial
         name = f"{base}@{c.serial[:8]}…" if archived else c.name
@@ -405,6 +412,9 @@ def print_status(pki_dir: Path, st: Status) -> None:
                      (st.crl.state, colour[st.crl.state])))
     output.table(f"{pki_dir} at {st.now} (serials, issuers: --json)", ("name", "role", "CN / SANs", "not after", "days", "state"),
                  rows, right=("days",), no_wrap=("name", "role", "not after", "days", "state"))
+    if len(shown) < len(st.certificates):
+        output.line(f"{len(st.certificates) - len(shown)} more certificates (valid or revoked) not shown; "
+                    "pgkongtls status --json lists every one")
     for n in st.notices:
         label = ("EXPIRED:", "bold red") if n.severity == "expired" else ("warning:", "yellow")
         output.line(notice_text(pki_dir, n), label=label)

@@ -209,3 +209,25 @@ def test_status_while_renewals_commit_sees_one_consistent_state(pki: Path, now: 
         runs += 1
     assert writer.wait() == 0, writer.stderr.read() if writer.stderr else ""
     assert runs > 10 and errors == []
+
+
+# ------------------------------------------------------------------ status on a big PKI
+
+
+def test_status_of_a_big_pki_shows_the_cas_and_what_is_due_and_says_how_many_it_left_out(
+    pki: Path, now: dt.datetime, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pgkongtls.cli_lifecycle import TABLE_ROWS
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps to the terminal width
+    ops.issue(pki, [lifecycle.LeafRequest(f"n{i:03d}", "client", None) for i in range(TABLE_ROWS)], now=now)
+    ops.issue(pki, [lifecycle.LeafRequest("due", "client", None)], days=5, now=now)
+    r = run("status", "--dir", str(pki))
+    assert r.exit_code == 0, r.output
+    assert "due" in r.stderr and "intermediate" in r.stderr and "n000" not in r.stderr
+    assert f"{TABLE_ROWS + 2} more certificates (valid or revoked) not shown" in r.stderr
+
+
+def test_status_of_a_small_pki_shows_every_row(pki: Path) -> None:
+    r = run("status", "--dir", str(pki))
+    assert "not shown" not in r.stderr and all(n in r.stderr for n in ("root", "server", "client"))
