@@ -37,8 +37,9 @@ def test_unknown_key_type_is_refused_before_any_thread_starts() -> None:
         certs.generate_keys("rsa-1024", 4)
 
 
-def test_manifest_json_is_the_dataclass_fields_sorted_and_indented() -> None:
-    """dumps builds its dict by hand (fast); the text must stay what asdict + json gave."""
+def test_manifest_json_is_the_dataclass_fields_one_certificate_per_line() -> None:
+    """dumps builds its dict by hand and encodes each entry with json's C encoder (fast); the data must stay
+    what asdict gave, the top level indented and each certificate on a line of its own, keys sorted."""
     m = Manifest(mode="ca", chain="root", key_type="ecdsa-p256", db_user="kong", hosts=("db", "10.0.0.5"),
                  bundle=True, crl_file="crl.pem", crl_next_update="2030-01-01T00:00:00Z")
     entry = CertEntry(name="c1", role="client", file="c1.crt", key_file="c1.key", cn="kong", sans=("a", "b"),
@@ -46,8 +47,12 @@ def test_manifest_json_is_the_dataclass_fields_sorted_and_indented() -> None:
                       not_after="2027-01-01T00:00:00Z", revoked="2026-06-01T00:00:00Z",
                       revocation_reason="keyCompromise")
     m = m.with_cert(entry)
-    reference = dataclasses.asdict(m)
-    assert dumps(m) == json.dumps(reference, indent=2, sort_keys=True) + "\n"
+    reference = json.loads(json.dumps(dataclasses.asdict(m)))  # tuples as lists, as JSON has them
+    text = dumps(m)
+    assert json.loads(text) == reference
+    lines = text.splitlines()
+    assert lines[0] == "{" and '  "bundle": true,' in lines and lines[-1] == "}"
+    assert f'    "c1": {json.dumps(reference["certificates"]["c1"], sort_keys=True)}' in lines
 
 
 def test_a_commit_above_the_syncfs_threshold_writes_every_file_with_its_mode(tmp_path: Path) -> None:
