@@ -25,6 +25,11 @@ CHAIN_FILE = "chain.crt"
 CRL_FILE = "crl.pem"
 #: What the last writing command saw of each file it vouches for (fsio.read, "the stat cache").
 STAT_CACHE = "pgkongtls.stat"
+
+
+def is_stat_temp(name: str) -> bool:
+    """The stat cache's temporary file (`.pgkongtls.stat.<pid>.tmp`): ours, even when a kill left it behind."""
+    return name.startswith(f".{STAT_CACHE}.") and name.endswith(".tmp")
 FORMAT = 1
 MODES = ("ca", "self-signed")
 CHAINS = ("intermediate", "root")
@@ -49,7 +54,8 @@ def foreign_names(m: Manifest, names: list[str]) -> list[str]:
     lists (chain.crt, the CRL, every certificate and key), not a backup of one."""
     own = {n for e in m.certificates.values() for n in (e.file, e.key_file)} | {MANIFEST_NAME, CHAIN_FILE, STAT_CACHE}
     own |= {m.crl_file} if m.crl_file else set()
-    return [n for n in names if n not in own and not ((b := BACKUP_NAME.fullmatch(n)) and b["file"] in own)]
+    return [n for n in names if n not in own and not ((b := BACKUP_NAME.fullmatch(n)) and b["file"] in own)
+            and not is_stat_temp(n)]
 
 
 @dataclass(frozen=True)

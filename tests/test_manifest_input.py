@@ -231,3 +231,18 @@ def test_status_of_a_big_pki_shows_the_cas_and_what_is_due_and_says_how_many_it_
 def test_status_of_a_small_pki_shows_every_row(pki: Path) -> None:
     r = run("status", "--dir", str(pki))
     assert "not shown" not in r.stderr and all(n in r.stderr for n in ("root", "server", "client"))
+
+
+def test_a_stat_cache_temp_file_left_by_a_kill_is_ours_and_the_next_write_removes_it(
+    pki: Path, now: dt.datetime,
+) -> None:
+    left = pki / f".{STAT_CACHE}.999999.tmp"
+    left.write_bytes(b"{")
+    ops.issue(pki, [lifecycle.LeafRequest("n1", "client", None)], now=now)
+    assert not left.exists() and "n1" in ops.fsio.load_manifest(pki).certificates
+
+
+def test_a_foreign_file_beside_it_is_still_refused(pki: Path, now: dt.datetime) -> None:
+    (pki / f".{STAT_CACHE}.999999.txt").write_bytes(b"{")
+    with pytest.raises(StateError, match="holds files pgkongtls did not write"):
+        ops.issue(pki, [lifecycle.LeafRequest("n1", "client", None)], now=now)

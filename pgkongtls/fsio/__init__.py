@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pgkongtls import DEFAULT_LOCK_WAIT
 from pgkongtls.errors import PgkError, StateError
-from pgkongtls.manifest import MANIFEST_NAME, Manifest, foreign_names
+from pgkongtls.manifest import MANIFEST_NAME, Manifest, foreign_names, is_stat_temp
 
 STAGE_TAG = ".pgkongtls-"
 _RENAME_EXCHANGE = 2
@@ -303,7 +303,7 @@ def foreign_entries(target: Path, own: set[str]) -> list[str]:
         return []
     except OSError as exc:
         raise _os_error(exc, target) from None
-    return [n for n in names if n not in own]
+    return [n for n in names if n not in own and not is_stat_temp(n)]
 
 
 def _check_owned(target: Path) -> None:

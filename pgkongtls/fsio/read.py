@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pgkongtls import DEFAULT_LOCK_WAIT
 from pgkongtls.errors import InputError, PgkWarning, StateError
-from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, STAT_CACHE, Manifest, checked_files, loads
+from pgkongtls.manifest import CHAIN_FILE, MANIFEST_NAME, STAT_CACHE, Manifest, checked_files, is_stat_temp, loads
 
 if TYPE_CHECKING:  # cryptography loads only when a file has to be checked in full
     from pgkongtls.pkiload import Certs
@@ -227,22 +227,14 @@ def reading(directory: Path) -> Iterator[Snapshot]:
         yield snapshot(directory, locked=True)
 
 
-def _settle(directory: Path, ctimes: list[int]) -> None:
-    """Wait (a few ms at most) until the kernel's coarse file clock is past every ctime about to be recorded."""
+def _settle(fd: int, ctimes: list[int]) -> None:
+    """Wait (a few ms at most) until the kernel's coarse file clock is past every ctime about to be recorded:
+    `fd` is the new cache file, whose own ctime shows the clock's current tick."""
     newest = max(ctimes, default=0)
-    probe = directory / f".{STAT_CACHE}.{os.getpid()}.clock"
     deadline = time.monotonic() + 1.0
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            while os.fstat(fd).st_ctime_ns <= newest and time.monotonic() < deadline:
-                time.sleep(0.001)
-                os.fchmod(fd, 0o600)  # bumps the ctime to the clock's current tick
-        finally:
-            os.close(fd)
-            os.unlink(probe)
-    except OSError:
-        time.sleep(0.02)
+    while os.fstat(fd).st_ctime_ns <= newest and time.monotonic() < deadline:
+        time.sleep(0.001)
+        os.fchmod(fd, 0o644)  # bumps the ctime to the clock's current tick
 
 
 def record_stats(directory: Path, verified: dict[str, tuple[int, int, int]], written: dict[str, bytes]) -> None:
@@ -268,18 +260,24 @@ def record_stats(directory: Path, verified: dict[str, tuple[int, int, int]], wri
                     if data == written[name]:
                         vouched[name] = (st.st_size, st.st_mtime_ns, st.st_ino)
                 found[name] = os.stat(directory / name, follow_symlinks=False)
-        _settle(directory, [st.st_ctime_ns for st in found.values()] + [mst.st_ctime_ns])
-        files = {}
-        for name, st in found.items():
-            again = os.stat(directory / name, follow_symlinks=False)
-            if vouched.get(name) == (st.st_size, st.st_mtime_ns, st.st_ino) and stat_key(again) == stat_key(st):
-                files[name] = stat_key(st)
-        if stat_key(os.stat(directory / MANIFEST_NAME)) != stat_key(mst):
-            return
         tmp = directory / f".{STAT_CACHE}.{os.getpid()}.tmp"
+        for left in os.listdir(directory):  # a killed run's temporary file (under our exclusive lock)
+            if is_stat_temp(left):
+                os.unlink(directory / left)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, StatCache(stat_key(mst), files).dumps())
+            _settle(fd, [st.st_ctime_ns for st in found.values()] + [mst.st_ctime_ns])
+            files = {}
+            for name, st in found.items():
+                again = os.stat(directory / name, follow_symlinks=False)
+                if vouched.get(name) == (st.st_size, st.st_mtime_ns, st.st_ino) and stat_key(again) == stat_key(st):
+                    files[name] = stat_key(st)
+            if stat_key(os.stat(directory / MANIFEST_NAME)) != stat_key(mst):
+                os.unlink(tmp)
+                return
+            view = memoryview(StatCache(stat_key(mst), files).dumps())
+            while view:
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
         os.replace(tmp, directory / STAT_CACHE)
