@@ -246,7 +246,15 @@ def _maybe_key(path: Path, shown: str) -> MaybeKey:
 
 
 def load_pki_dir(directory: Path) -> PkiDir:
-    """A pgkongtls directory by its manifest, or a hand-made one by the source document's names."""
+    """A pgkongtls directory by its manifest, or a hand-made one by the source document's names,
+    read under the shared lock so a writer's commit is seen whole or not at all."""
+    if not directory.is_dir():
+        return _load_pki_dir(directory)
+    with fsio.shared_lock(directory):
+        return _load_pki_dir(directory)
+
+
+def _load_pki_dir(directory: Path) -> PkiDir:
     base = str(directory)
     if not directory.exists():
         raise StateError(f"{directory} does not exist; pass the PKI directory")

@@ -389,4 +389,5 @@ from pgkongtls.fsio.read import read_regular as read_regular  # noqa: E402
 from pgkongtls.fsio.read import reader as reader  # noqa: E402
 from pgkongtls.fsio.read import reading as reading  # noqa: E402
 from pgkongtls.fsio.read import record_stats as record_stats  # noqa: E402
+from pgkongtls.fsio.read import shared_lock as shared_lock  # noqa: E402
 from pgkongtls.fsio.read import snapshot as snapshot  # noqa: E402

@@ -87,7 +87,7 @@ def lock_dir(target: Path, wait: float, *, shared: bool = False) -> int:
 
 
 @contextlib.contextmanager
-def _shared(directory: Path) -> Iterator[None]:
+def shared_lock(directory: Path) -> Iterator[None]:
     """A reader's shared lock; a directory this user cannot open (execute-only) is read unlocked."""
     try:
         fd = lock_dir(Path(os.path.realpath(directory)), DEFAULT_LOCK_WAIT, shared=True)
@@ -223,7 +223,7 @@ def snapshot(directory: Path, *, locked: bool = False) -> Snapshot:
 @contextlib.contextmanager
 def reading(directory: Path) -> Iterator[Snapshot]:
     """A reader's snapshot, with the shared lock held until the block ends (for reads beyond the certificates)."""
-    with _shared(directory):
+    with shared_lock(directory):
         yield snapshot(directory, locked=True)
 
 
