@@ -246,3 +246,12 @@ def test_a_foreign_file_beside_it_is_still_refused(pki: Path, now: dt.datetime) 
     (pki / f".{STAT_CACHE}.999999.txt").write_bytes(b"{")
     with pytest.raises(StateError, match="holds files pgkongtls did not write"):
         ops.issue(pki, [lifecycle.LeafRequest("n1", "client", None)], now=now)
+
+
+def test_init_force_replaces_a_pki_whose_certificate_was_damaged(pki: Path, now: dt.datetime) -> None:
+    """The damage messages name `init --force` as the fix: a damaged file must not make it refuse."""
+    (pki / "client.crt").write_bytes(b"garbage\n")
+    with pytest.raises(StateError, match="client.crt"):
+        ops.status(pki, now=now)
+    ops.init(pki, InitOptions(db_user="kong"), force=True, now=now)
+    assert ops.status(pki, now=now).certificates
