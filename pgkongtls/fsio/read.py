@@ -251,6 +251,7 @@ def record_stats(directory: Path, verified: dict[str, tuple[int, int, int]], wri
         names = [str(e["file"]) for e in raw["certificates"].values()] + [CHAIN_FILE] * (raw["mode"] == "ca")
         found: dict[str, os.stat_result] = {}
         vouched = {n: v for n, v in verified.items() if n not in written}
+        base = os.fspath(directory)  # string joins: pathlib's were a third of this on 10,000 files
         for name in names:
             if "/" in name:
                 continue
@@ -259,7 +260,7 @@ def record_stats(directory: Path, verified: dict[str, tuple[int, int, int]], wri
                     data, st = read_regular(directory / name)
                     if data == written[name]:
                         vouched[name] = (st.st_size, st.st_mtime_ns, st.st_ino)
-                found[name] = os.stat(directory / name, follow_symlinks=False)
+                found[name] = os.stat(os.path.join(base, name), follow_symlinks=False)
         tmp = directory / f".{STAT_CACHE}.{os.getpid()}.tmp"
         for left in os.listdir(directory):  # a killed run's temporary file (under our exclusive lock)
             if is_stat_temp(left):
@@ -269,7 +270,7 @@ def record_stats(directory: Path, verified: dict[str, tuple[int, int, int]], wri
             _settle(fd, [st.st_ctime_ns for st in found.values()] + [mst.st_ctime_ns])
             files = {}
             for name, st in found.items():
-                again = os.stat(directory / name, follow_symlinks=False)
+                again = os.stat(os.path.join(base, name), follow_symlinks=False)
                 if vouched.get(name) == (st.st_size, st.st_mtime_ns, st.st_ino) and stat_key(again) == stat_key(st):
                     files[name] = stat_key(st)
             if stat_key(os.stat(directory / MANIFEST_NAME)) != stat_key(mst):
