@@ -43,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: so `init` and `render` don't pay for them.
 LAZY_COMMANDS = {
     "issue": "cli_lifecycle", "renew": "cli_lifecycle", "revoke": "cli_lifecycle", "crl": "cli_lifecycle",
-    "status": "cli_lifecycle", "verify": "cli_doctor", "probe": "cli_doctor",
+    "status": "cli_status", "verify": "cli_doctor", "probe": "cli_doctor",
     "bundle": "cli_deploy", "install": "cli_deploy", "deploy-paths": "cli_deploy",
     "export": "cli_export", "rotate": "cli_rotate", "prune": "cli_prune",
 }

@@ -21,7 +21,7 @@ from pgkongtls import (
     DEFAULT_WARN_DAYS,
     KEY_TYPES,
     certs,
-    cli_lifecycle,
+    cli_status,
     consumers,
     manifest,
 )
@@ -42,7 +42,7 @@ EXPECTED: dict[str, object] = {
     "pki_dir": Path("pki"), "db_hosts": ("localhost",), "edition": "enterprise", "server_name": "server",
     "client_name": "client", "pg_os_user": "postgres", "database": "all", "address": "all",
     "namespace": "default", "k8s_prefix": "pgkongtls", "timeout": 5.0,
-    "output_format": cli_lifecycle.STATUS_FORMATS[0],
+    "output_format": cli_status.STATUS_FORMATS[0],
 }
 #: Defaults that differ on purpose between commands, by (command, option).
 PER_COMMAND: dict[tuple[str, str], object] = {

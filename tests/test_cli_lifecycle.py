@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 
-from pgkongtls import cli_lifecycle, lifecycle, ops
+from pgkongtls import cli_lifecycle, cli_status, lifecycle, ops
 from pgkongtls.manifest import MANIFEST_NAME
 from pgkongtls.pki import InitOptions
 
@@ -50,7 +50,7 @@ def test_cli_defaults_are_the_librarys() -> None:
         return next(p for p in cmd.params if p.name == name).default
 
     assert default(cli_lifecycle.revoke, "crl_days") == default(cli_lifecycle.crl, "crl_days") == lifecycle.DEFAULT_CRL_DAYS
-    assert default(cli_lifecycle.status, "warn_days") == lifecycle.DEFAULT_WARN_DAYS
+    assert default(cli_status.status, "warn_days") == lifecycle.DEFAULT_WARN_DAYS
     reason = next(p for p in cli_lifecycle.revoke.params if p.name == "reason")
     assert tuple(reason.type.choices) == tuple(lifecycle.REASONS)  # type: ignore[attr-defined]
 
@@ -304,7 +304,7 @@ def test_status_words_each_remedy_as_a_command(tmp_path: Path) -> None:
     ops.init(tmp_path / "old", InitOptions(), now=ago(days=1810))  # the intermediate has 15 days left
     ops.refresh_crl(tmp_path / "old", crl_days=40, now=ago(days=30))
     r = run("status", "--dir", "old", "--json")
-    assert r.exit_code == cli_lifecycle.EXIT_EXPIRED == 3
+    assert r.exit_code == cli_status.EXIT_EXPIRED == 3
     notices = {n["name"]: n for n in json.loads(r.stdout)["notices"]}
     assert notices["server"]["message"].endswith("; pgkongtls renew --dir old server")
     assert notices["intermediate"]["message"].endswith(

@@ -217,7 +217,7 @@ def test_status_while_renewals_commit_sees_one_consistent_state(pki: Path, now: 
 def test_status_of_a_big_pki_shows_the_cas_and_what_is_due_and_says_how_many_it_left_out(
     pki: Path, now: dt.datetime, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pgkongtls.cli_lifecycle import TABLE_ROWS
+    from pgkongtls.cli_status import TABLE_ROWS
 
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps to the terminal width
     ops.issue(pki, [lifecycle.LeafRequest(f"n{i:03d}", "client", None) for i in range(TABLE_ROWS)], now=now)

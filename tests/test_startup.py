@@ -32,7 +32,7 @@ NOT_FOR_INIT = (
     "pgkongtls.render", "pgkongtls.render_hba", "pgkongtls.render_k8s", "pgkongtls.render_clients",
     "pgkongtls.render_topology", "pgkongtls.tlspolicy", "pgkongtls.confparse", "pgkongtls.bundle",
     "pgkongtls.cli_lifecycle", "pgkongtls.cli_doctor", "pgkongtls.cli_deploy", "pgkongtls.cli_export",
-    "pgkongtls.cli_rotate", "rich",
+    "pgkongtls.cli_rotate", "pgkongtls.cli_status", "rich",
     "pgkongtls.keywrap",  # PBKDF2 and AES: only --ca-passphrase-file encrypts
     "concurrent.futures",  # the key-generation pool: RSA only
     "idna",  # IDNA 2008: only a Unicode --db-host
@@ -98,7 +98,7 @@ def test_commands_load_no_other_commands_modules(args: list[str], pki_dir: Path)
         args = [*args, "--dir", str(pki_dir)]
     mods, proc = imported(*args, cwd=pki_dir.parent)
     assert proc.returncode == 0, proc.stderr
-    assert loaded(mods, "pgkongtls.cli_lifecycle", "pgkongtls.cli_doctor") == []
+    assert loaded(mods, "pgkongtls.cli_lifecycle", "pgkongtls.cli_status", "pgkongtls.cli_doctor") == []
 
 
 def test_lazy_command_table_names_exactly_what_those_modules_register() -> None:
