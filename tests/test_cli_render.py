@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pgkongtls import fsio, render
-from pgkongtls.cli import RENDER_TARGETS
+from pgkongtls.cli_render import RENDER_TARGETS
 
 from .clirun import run
 

@@ -32,7 +32,7 @@ NOT_FOR_INIT = (
     "pgkongtls.render", "pgkongtls.render_hba", "pgkongtls.render_k8s", "pgkongtls.render_clients",
     "pgkongtls.render_topology", "pgkongtls.tlspolicy", "pgkongtls.confparse", "pgkongtls.bundle",
     "pgkongtls.cli_lifecycle", "pgkongtls.cli_doctor", "pgkongtls.cli_deploy", "pgkongtls.cli_export",
-    "pgkongtls.cli_rotate", "pgkongtls.cli_status", "rich",
+    "pgkongtls.cli_rotate", "pgkongtls.cli_status", "pgkongtls.cli_render", "rich",
     "pgkongtls.keywrap",  # PBKDF2 and AES: only --ca-passphrase-file encrypts
     "concurrent.futures",  # the key-generation pool: RSA only
     "idna",  # IDNA 2008: only a Unicode --db-host
@@ -110,7 +110,7 @@ def test_lazy_command_table_names_exactly_what_those_modules_register() -> None:
     for module in set(cli.LAZY_COMMANDS.values()):
         importlib.import_module(f"pgkongtls.{module}")
     assert set(cli.main.commands) == core | set(cli.LAZY_COMMANDS)
-    assert core == {"init", "self-signed", "render"}
+    assert core == {"init", "self-signed"}
 
 
 @pytest.mark.parametrize("target", ["kong", "postgres", "hba"])
