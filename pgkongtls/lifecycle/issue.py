@@ -6,9 +6,10 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 from pgkongtls import DEFAULT_DAYS_LEAF, certs
-from pgkongtls.certs import PrivateKey, cert_pem, key_pem, self_check
+from pgkongtls.certs import PrivateKey, cert_pem, key_pem
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import Ca, LeafRequest, Progress, Reader, check_days, client_cn, must, validate_name
+from pgkongtls.lifecycle.check import LeafChecker
 from pgkongtls.manifest import CertEntry, Change, Manifest, backup_name, entry_for, host_text
 
 
@@ -28,29 +29,36 @@ def leaf_days(ca: Ca, days: int, now: dt.datetime) -> int:
 def mint(
     m: Manifest, ca: Ca, *, name: str, role: str, cn: str, hosts: tuple[str, ...], key: PrivateKey,
     days: int, now: dt.datetime, file: str, key_file: str, also_client: bool = False,
+    checker: LeafChecker | None = None,
 ) -> tuple[CertEntry, bytes, bytes]:
-    """Sign one leaf with the issuing CA, self-check it (as a client too when it is one), describe it."""
+    """Sign one leaf with the issuing CA, self-check it (as a client too when it is one), describe it.
+
+    A run minting many leaves passes one `checker`, so the chain is checked once, not per leaf.
+    """
     signer = ca.signer(ca.issuing)
     if role == "server":
         issued = certs.make_server(hosts=list(hosts), key=key, issuer=signer, days=days, now=now, cn=cn,
                                    also_client=also_client)
     else:
         issued = certs.make_client(cn=cn, key=key, issuer=signer, days=days, now=now)
-    anchors, intermediates = ca.anchors_and_intermediates()
-    self_check(
-        anchors=anchors, intermediates=intermediates, server=issued.cert if role == "server" else None,
-        client=issued.cert if role == "client" or also_client else None, host=hosts[0] if hosts else "", now=now,
+    (checker or LeafChecker(ca, now)).check(
+        issued.cert, server=role == "server", client=role == "client" or also_client, host=hosts[0] if hosts else "",
     )
-    bundle = tuple(intermediates) if m.bundle else ()
+    bundle = tuple(ca.anchors_and_intermediates()[1]) if m.bundle else ()
     entry = entry_for(issued.cert, name=name, role=role, issuer=ca.issuing, file=file, key_file=key_file)
     return entry, cert_pem(issued.cert, *bundle), key_pem(issued.key)
 
 
 @dataclass
 class Plan:
-    """Accumulates one Change."""
+    """Accumulates one Change.
 
-    manifest: Manifest
+    The entries are one dict copied once, not a new Manifest per leaf (`with_cert` copies every
+    entry: O(N) per leaf, O(N^2) for a fleet, and O(N x PKI size) on a big PKI).
+    """
+
+    base: Manifest
+    entries: dict[str, CertEntry]
     files: dict[str, bytes]
     private: set[str]
     replaces: set[str]
@@ -58,7 +66,11 @@ class Plan:
 
     @classmethod
     def on(cls, m: Manifest) -> Plan:
-        return cls(m, {}, set(), set(), [])
+        return cls(m, dict(m.certificates), {}, set(), set(), [])
+
+    @property
+    def manifest(self) -> Manifest:
+        return replace(self.base, certificates=dict(self.entries))
 
     def retire(self, old: CertEntry, read: Reader) -> None:
         """Keep the old files as NAME.crt.<serial>.bak; a revoked entry stays listed for the CRL."""
@@ -70,11 +82,11 @@ class Plan:
             self.private.add(bak_key)
         if old.revoked:
             archived = replace(old, name=f"{old.name}@{old.serial}", file=bak_crt, key_file=bak_key)
-            self.manifest = self.manifest.with_cert(archived)
+            self.entries[archived.name] = archived
         self.replaces |= {old.file, old.key_file}
 
     def add(self, entry: CertEntry, crt: bytes, key: bytes) -> None:
-        self.manifest = self.manifest.with_cert(entry)
+        self.entries[entry.name] = entry
         self.files[entry.file] = crt
         self.files[entry.key_file] = key
         self.private.add(entry.key_file)
@@ -93,6 +105,7 @@ def plan_issue(
     days = leaf_days(ca, days, now)
     key_type = key_type or m.key_type
     plan = Plan.on(m)
+    checker = LeafChecker(ca, now)
     seen: set[str] = set()
     for req in requests:
         name = validate_name(req.name)
@@ -116,7 +129,7 @@ def plan_issue(
         entry, crt, key = mint(
             m, ca, name=name, role=req.role, cn=cn, hosts=hosts, key=certs.generate_key(key_type),
             days=days, now=now, file=f"{name}.crt", key_file=f"{name}.key",
-            also_client=req.also_client and req.role == "server",
+            also_client=req.also_client and req.role == "server", checker=checker,
         )
         plan.add(entry, crt, key)
         if progress is not None:

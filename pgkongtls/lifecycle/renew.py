@@ -10,6 +10,7 @@ from cryptography import x509
 from pgkongtls import certs
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import LEAF_ROLES, Ca, Progress, Reader, key_type_of_cert, load_key, lookup, same_key
+from pgkongtls.lifecycle.check import LeafChecker
 from pgkongtls.lifecycle.issue import Plan, leaf_days, max_days, mint
 from pgkongtls.manifest import Change, Manifest, parse_iso
 
@@ -29,6 +30,7 @@ def plan_renew(
     """Re-issue leaves; the lifetime stays the old one unless `days` is given, and never outlives the CA."""
     now = now or certs.utcnow()
     plan = Plan.on(m)
+    checker = LeafChecker(ca, now)
     unique = list(dict.fromkeys(names))
     for name in unique:
         old = lookup(m, name)
@@ -52,6 +54,7 @@ def plan_renew(
         entry, crt, key_bytes = mint(
             m, ca, name=name, role=old.role, cn=old.cn, hosts=old.sans, key=key, days=want, now=now,
             file=old.file, key_file=old.key_file, also_client=old.role == "server" and certs.has_client_auth(cert),
+            checker=checker,
         )
         plan.add(entry, crt, key_bytes)
         if progress is not None:

@@ -25,6 +25,7 @@ from pgkongtls.certs import cert_pem, key_pem
 from pgkongtls.errors import InputError, StateError
 from pgkongtls.lifecycle.base import CA_LEVELS, LEAF_ROLES, Ca, Reader, must
 from pgkongtls.lifecycle.ca import BEGUN, REISSUED, RENEWED, chain_pem, old_cas, overlay, plan_finish_renewal, refuse
+from pgkongtls.lifecycle.check import LeafChecker
 from pgkongtls.lifecycle.issue import Plan, max_days, mint
 from pgkongtls.lifecycle.revoke import build_crls, previous_crl_number
 from pgkongtls.manifest import BACKUP_NAME, CHAIN_FILE, CertEntry, Change, Manifest, entry_for, foreign_names, parse_iso
@@ -105,6 +106,7 @@ def plan_reissue(
         raise refuse(m, "rotate reissue")
     old = {e.name for e in old_cas(m)}
     plan = Plan.on(replace(m, phase=REISSUED))
+    checker = LeafChecker(ca, now)
     for e in sorted(m.certificates.values(), key=lambda e: e.name):
         if e.role not in LEAF_ROLES or e.revoked or "@" in e.name or e.issuer not in old:
             continue
@@ -112,7 +114,7 @@ def plan_reissue(
         days = max(1, min(_lifetime(e), max_days(ca, now)))
         entry, crt, key = mint(m, ca, name=e.name, role=e.role, cn=e.cn, hosts=e.sans,
                                key=certs.generate_key(m.key_type), days=days, now=now, file=e.file,
-                               key_file=e.key_file)
+                               key_file=e.key_file, checker=checker)
         plan.add(entry, crt, key)
     return plan.change()
 
