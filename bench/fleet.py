@@ -101,7 +101,8 @@ def profile_issue(pki: Path, count: int, key_type: str | None) -> None:
     total = time.perf_counter() - t0
     stats = pstats.Stats(prof)
     wanted = {
-        "generate_key": "key generation", "_build": "build + sign certificate", "self_check": "self-check (verify)",
+        "generate_key": "key generation", "_build": "build + sign certificate", "check": "self-check (each leaf vs issuer)",
+        "self_check": "  of which the full chain (once)",
         "entry_for": "manifest entry", "cert_pem": "PEM certificate", "key_pem": "PEM key",
         "dumps": "manifest JSON", "_fill_stage": "stage files (write + sync)", "_sync_stage": "  of which sync (syncfs)",
         "commit": "commit (stage + swap)", "verify_files": "read + check existing PKI",
