@@ -1,4 +1,5 @@
-"""The in-place path: a PKI directory that cannot be swapped, because it is the root of a mount point.
+"""The in-place path: a PKI directory that cannot be swapped (the root of a mount point), or that holds
+so many files that swapping it would cost what it holds (fsio.INPLACE_ABOVE).
 
 A dedicated volume (`docker run -v /srv/pki:/pki`, a bind mount, a tmpfs) cannot be renamed: the
 exchange fails with EBUSY, and a hard link from it to a stage beside it with EXDEV. os.path.ismount
@@ -63,18 +64,23 @@ def commit_in_place(
 
     inner = target / INPLACE_DIR
     os.mkdir(inner, 0o700)
-    names = sorted(n for n in files if n != MANIFEST_NAME)
-    for name in names:
-        _checkpoint(f"write:{name}")
-        _write_new(inner / name, files[name], 0o600 if name in private else 0o644, sync=False)
-    _write_new(inner / _REMOVE, "".join(f"{n}\n" for n in sorted(remove)).encode(), 0o600, sync=False)
-    _sync_stage(inner, [*names, _REMOVE])
-    kept = None
-    if keep_previous is not None:
-        kept = _keep_copy(target, target.parent / f".{target.name}{STAGE_TAG}keep", target.parent / keep_previous)
+    try:  # until the marker the target is untouched: a failure removes the stage, so nothing changed
+        names = sorted(n for n in files if n != MANIFEST_NAME)
+        for name in names:
+            _checkpoint(f"write:{name}")
+            _write_new(inner / name, files[name], 0o600 if name in private else 0o644, sync=False)
+        _write_new(inner / _REMOVE, "".join(f"{n}\n" for n in sorted(remove)).encode(), 0o600, sync=False)
+        _sync_stage(inner, [*names, _REMOVE])
+        kept = None
+        if keep_previous is not None:
+            kept = _keep_copy(target, target.parent / f".{target.name}{STAGE_TAG}keep", target.parent / keep_previous)
+        if MANIFEST_NAME in files:
+            _checkpoint(f"write:{MANIFEST_NAME}")
+            _write_new(inner / _PART, files[MANIFEST_NAME], 0o644)
+    except BaseException:
+        shutil.rmtree(inner, ignore_errors=True)
+        raise
     if MANIFEST_NAME in files:
-        _checkpoint(f"write:{MANIFEST_NAME}")
-        _write_new(inner / _PART, files[MANIFEST_NAME], 0o644)
         os.rename(inner / _PART, inner / MANIFEST_NAME)  # the commit marker
         _fsync_dir(inner)
     _checkpoint("staged")
