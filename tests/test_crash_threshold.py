@@ -1,4 +1,4 @@
-"""Crash safety of a big PKI's commit: above fsio.INPLACE_ABOVE files a day-2 command commits in place.
+"""Crash safety of a big PKI's commit: above fsio.inplace.INPLACE_ABOVE files a day-2 command commits in place.
 
 The directory exchange hard-links every file of the PKI into a stage, so its cost grows with the PKI;
 above the threshold fsio stages inside the target and renames file by file, the manifest last, behind a
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pgkongtls import fsio, ops
+from pgkongtls import ops
 from pgkongtls.certs import utcnow
-from pgkongtls.fsio.inplace import INPLACE_DIR
+from pgkongtls.fsio.inplace import INPLACE_ABOVE, INPLACE_DIR
 from pgkongtls.lifecycle import LeafRequest
 from pgkongtls.manifest import MANIFEST_NAME, loads
 from pgkongtls.pki import InitOptions
@@ -42,7 +42,7 @@ from .test_crash_inplace import inplace_steps, outside_stage
 
 COMMANDS_HERE = ("issue", "renew", "revoke")
 #: Enough leaves (2 files each) to put the PKI just past the threshold.
-FILLERS = fsio.INPLACE_ABOVE // 2 + 1
+FILLERS = INPLACE_ABOVE // 2 + 1
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ops.init(d, InitOptions(), now=now)
     ops.issue(d, [LeafRequest(name="n1", role="client", cn=None)], now=now)
     ops.issue(d, [LeafRequest(name=f"fill{i:03d}", role="client", cn="{name}") for i in range(FILLERS)], now=now)
-    assert len(list(d.iterdir())) > fsio.INPLACE_ABOVE
+    assert len(list(d.iterdir())) > INPLACE_ABOVE
     return d
 
 

@@ -60,13 +60,6 @@ def _write_new(path: Path, data: bytes, mode: int, *, sync: bool = True) -> None
         os.close(fd)
 
 
-#: Above this many files in the PKI directory, a day-2 commit goes in place (fsio.inplace: staged
-#: inside the target, renamed file by file, the manifest last) instead of the directory exchange,
-#: which hard-links every file into a stage and unlinks the old links: on 10,000 entries (20,000
-#: files) that was ~0.7 s of a one-name `issue`, whatever the change. Below it the exchange stays:
-#: it is atomic for readers too, even after a kill.
-INPLACE_ABOVE = 200
-
 #: Above this many new files, one syncfs(2) replaces an fsync (a disk flush) per file:
 #: `issue client` with 1,000 names spent most of its time in fsync.
 SYNCFS_ABOVE = 16
@@ -205,7 +198,7 @@ class Transaction:
             if clash:
                 first = sorted(clash, key=lambda n: (not n.endswith(".key"), n))[0]
                 raise StateError(f"{first} exists in {self.target}; pass --force to replace it")
-        if keep_previous is None and _holds_many(self.target):
+        if keep_previous is None and inplace.holds_many(self.target):
             try:
                 return inplace.commit_in_place(self.target, files, private, remove, None)
             except OSError as exc:
@@ -270,15 +263,6 @@ class Transaction:
             _checkpoint(f"write:{name}")
             _write_new(stage / name, files[name], 0o600 if name in private else 0o644, sync=False)
         _sync_stage(stage, list(files))
-
-
-def _holds_many(target: Path) -> bool:
-    """More than INPLACE_ABOVE entries: the exchange would cost what the PKI holds, not what changes."""
-    try:
-        with os.scandir(target) as it:
-            return sum(1 for _ in it) > INPLACE_ABOVE
-    except FileNotFoundError:
-        return False
 
 
 def _sweep(target: Path) -> None:

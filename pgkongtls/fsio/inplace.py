@@ -1,5 +1,5 @@
 """The in-place path: a PKI directory that cannot be swapped (the root of a mount point), or that holds
-so many files that swapping it would cost what it holds (fsio.INPLACE_ABOVE).
+so many files that swapping it would cost what it holds (INPLACE_ABOVE).
 
 A dedicated volume (`docker run -v /srv/pki:/pki`, a bind mount, a tmpfs) cannot be renamed: the
 exchange fails with EBUSY, and a hard link from it to a stage beside it with EXDEV. os.path.ismount
@@ -33,6 +33,22 @@ INPLACE_DIR = ".pgkongtls-inplace"
 #: What the change deletes, one name a line, written before the commit marker.
 _REMOVE = ".remove"
 _PART = f".{MANIFEST_NAME}.part"
+
+#: Above this many files in the PKI directory, a day-2 commit goes in place (this module: staged
+#: inside the target, renamed file by file, the manifest last) instead of the directory exchange,
+#: which hard-links every file into a stage and unlinks the old links: on 10,000 entries (20,000
+#: files) that was ~0.7 s of a one-name `issue`, whatever the change. Below it the exchange stays:
+#: it is atomic for readers too, even after a kill.
+INPLACE_ABOVE = 200
+
+
+def holds_many(target: Path) -> bool:
+    """More than INPLACE_ABOVE entries: the exchange would cost what the PKI holds, not what changes."""
+    try:
+        with os.scandir(target) as it:
+            return sum(1 for _ in it) > INPLACE_ABOVE
+    except FileNotFoundError:
+        return False
 
 
 class MountRoot(Exception):
