@@ -18,6 +18,7 @@ import pwd
 import stat
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from cryptography import x509
@@ -105,7 +106,16 @@ class PkiDir:
     crl: MaybeCrl | None = None
 
     def role(self, role: str) -> list[PkiEntry]:
-        return [e for e in self.entries if e.role == role and not e.revoked]
+        return list(self._live_by_role.get(role, ()))
+
+    @cached_property
+    def _live_by_role(self) -> dict[str, tuple[PkiEntry, ...]]:
+        """Live entries by role, indexed once: verify asks for the root and intermediates per leaf."""
+        by: dict[str, list[PkiEntry]] = {}
+        for e in self.entries:
+            if not e.revoked:
+                by.setdefault(e.role, []).append(e)
+        return {r: tuple(es) for r, es in by.items()}
 
 
 @dataclass(frozen=True)
