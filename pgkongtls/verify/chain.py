@@ -52,7 +52,7 @@ class Verifier:
     leaves cost minutes; OpenSSL still builds and checks each leaf's whole chain itself.
     """
 
-    def __init__(self, trusted: Iterable[x509.Certificate], *, untrusted: Iterable[x509.Certificate] = (),
+    def __init__(self, trusted: Iterable[x509.Certificate], *, untrusted: Sequence[x509.Certificate] = (),
                  now: dt.datetime, strict: bool = False) -> None:
         from OpenSSL import crypto
 
@@ -64,11 +64,13 @@ class Verifier:
             self._store.set_flags(crypto.X509StoreFlags.X509_STRICT)
         self._store.set_time(now.astimezone(dt.timezone.utc).replace(tzinfo=None))
         self._pool = [crypto.X509.from_cryptography(c) for c in untrusted]
+        #: A leaf file's bundled CA is usually a pool CA byte for byte: reuse its conversion.
+        self._known = dict(zip(untrusted, self._pool, strict=True))
 
     def verify(self, leaf: x509.Certificate, extra: Iterable[x509.Certificate] = ()) -> ChainResult:
         """X509_verify_cert on `leaf`, offering `extra` (the leaf file's own CAs) before the shared pool."""
         crypto = self._crypto
-        untrusted = [crypto.X509.from_cryptography(c) for c in extra] + self._pool
+        untrusted = [self._known.get(c) or crypto.X509.from_cryptography(c) for c in extra] + self._pool
         ctx = crypto.X509StoreContext(self._store, crypto.X509.from_cryptography(leaf), untrusted)
         try:
             chain = ctx.get_verified_chain()
