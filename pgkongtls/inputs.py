@@ -18,6 +18,7 @@ import pwd
 import stat
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from cryptography import x509
@@ -105,7 +106,16 @@ class PkiDir:
     crl: MaybeCrl | None = None
 
     def role(self, role: str) -> list[PkiEntry]:
-        return [e for e in self.entries if e.role == role and not e.revoked]
+        return list(self._live_by_role.get(role, ()))
+
+    @cached_property
+    def _live_by_role(self) -> dict[str, tuple[PkiEntry, ...]]:
+        """Live entries by role, indexed once: verify asks for the root and intermediates per leaf."""
+        by: dict[str, list[PkiEntry]] = {}
+        for e in self.entries:
+            if not e.revoked:
+                by.setdefault(e.role, []).append(e)
+        return {r: tuple(es) for r, es in by.items()}
 
 
 @dataclass(frozen=True)
@@ -209,18 +219,38 @@ def load_cert_file(path: Path, *, shown: str | None = None) -> CertFile:
     return CertFile(path=where, certs=pkiload.parse_certs(_read(path), where), real=os.path.realpath(path))
 
 
-def load_key_file(path: Path, *, shown: str | None = None) -> KeyFile:
+@dataclass
+class StatMemo:
+    """Directory stats and owner names already looked up in one load: a PKI's 10,000 keys share one
+    directory, whose parents were stat()ed (and owner looked up) once per key."""
+
+    dirs: dict[Path, tuple[str, int, int, int]] = field(default_factory=dict)
+    owners: dict[int, str] = field(default_factory=dict)
+
+    def dir(self, d: Path) -> tuple[str, int, int, int]:
+        if d not in self.dirs:
+            s = d.stat()
+            self.dirs[d] = (str(d), stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid)
+        return self.dirs[d]
+
+    def owner(self, uid: int) -> str:
+        if uid not in self.owners:
+            self.owners[uid] = _owner_name(uid)
+        return self.owners[uid]
+
+
+def load_key_file(path: Path, *, shown: str | None = None, memo: StatMemo | None = None) -> KeyFile:
     """A PEM private key plus the mode and owner PostgreSQL's key rule looks at."""
+    memo = memo or StatMemo()
     where = shown or str(path)
     data, st = _read_stat(path)
     loaded = pkiload.parse_key(data, where)
     key: PrivateKeyTypes | None = loaded.key
     encrypted = loaded.encrypted
     real = os.path.realpath(path)
-    dirs = tuple((str(d), stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid)
-                 for d in reversed(Path(real).parents) for s in [d.stat()])
+    dirs = tuple(memo.dir(d) for d in reversed(Path(real).parents))
     return KeyFile(path=where, key=key, encrypted=encrypted, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
-                   gid=st.st_gid, owner=_owner_name(st.st_uid), real=real, dirs=dirs)
+                   gid=st.st_gid, owner=memo.owner(st.st_uid), real=real, dirs=dirs)
 
 
 def load_crl_file(path: Path, *, shown: str | None = None) -> CrlFile:
@@ -241,8 +271,8 @@ def _maybe_cert(path: Path, shown: str) -> MaybeCert:
     return load_cert_file(path, shown=shown) if path.exists() else Missing(shown)
 
 
-def _maybe_key(path: Path, shown: str) -> MaybeKey:
-    return load_key_file(path, shown=shown) if path.exists() else Missing(shown)
+def _maybe_key(path: Path, shown: str, memo: StatMemo | None = None) -> MaybeKey:
+    return load_key_file(path, shown=shown, memo=memo) if path.exists() else Missing(shown)
 
 
 def load_pki_dir(directory: Path) -> PkiDir:
@@ -263,10 +293,12 @@ def _load_pki_dir(directory: Path) -> PkiDir:
     if (directory / MANIFEST_NAME).exists():
         m = fsio.load_manifest(directory, check=False)  # each damaged file becomes a finding below
         found: list[PkiEntry] = []
+        memo = StatMemo()
         for e in m.certificates.values():
             cert = _maybe_cert(directory / e.file, os.path.join(base, e.file))
             found.append(PkiEntry(
-                name=e.name, role=e.role, cert=cert, key=_maybe_key(directory / e.key_file, os.path.join(base, e.key_file)),
+                name=e.name, role=e.role, cert=cert,
+                key=_maybe_key(directory / e.key_file, os.path.join(base, e.key_file), memo),
                 revoked=e.revoked is not None, sha256=e.sha256, damage=_damage(m, e, cert),
             ))
         chain = _maybe_cert(directory / CHAIN_FILE, os.path.join(base, CHAIN_FILE)) if m.mode == "ca" else None

@@ -30,7 +30,7 @@ from pgkongtls.consumers import (
     pg_sends,
 )
 from pgkongtls.inputs import Account, CertFile, CrlFile, KeyFile, Missing, PgInput, VerifyInput
-from pgkongtls.verify.chain import check_crls, name_of, openssl_verify
+from pgkongtls.verify.chain import Verifier, check_crls, name_of
 from pgkongtls.verify.findings import ERROR, WARNING, Finding, Seen
 from pgkongtls.verify.profile import check_encrypted, check_key_pair, check_profile, check_validity
 
@@ -116,8 +116,9 @@ def _pg_client_ca(pg: PgInput, clients: list[CertFile], now: dt.datetime) -> lis
     """PostgreSQL verifies each client against ssl_ca_file, and against every CRL level when CRLs are set."""
     out: list[Finding] = []
     if isinstance(pg.ca, CertFile):
+        store = Verifier(pg.ca.certs, now=now)  # one store for every client of a big PKI
         for client in clients:
-            res = openssl_verify(client.certs[0], trusted=pg.ca.certs, untrusted=client.certs[1:], now=now)
+            res = store.verify(client.certs[0], client.certs[1:])
             if not res.ok:
                 out.append(Finding("pg-ca-file", ERROR, pg.ca.path,
                                    f"ssl_ca_file does not hold the issuer chain of {client.path} "

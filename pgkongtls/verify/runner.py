@@ -13,7 +13,7 @@ from pgkongtls.inputs import CertFile, KeyFile, VerifyInput
 from pgkongtls.verify.chain import name_of
 from pgkongtls.verify.findings import ERROR, Finding, Seen, settle
 from pgkongtls.verify.kong import check_kong, check_kong_policy
-from pgkongtls.verify.pkidir import check_pki, check_pki_crl, pki_pool
+from pgkongtls.verify.pkidir import PkiTrust, check_pki, check_pki_crl, pki_pool
 from pgkongtls.verify.postgres import check_hba, check_pg, server_sent
 
 
@@ -66,9 +66,10 @@ def run_checks(v: VerifyInput, *, now: dt.datetime, warn_days: int = DEFAULT_WAR
     if v.pki is not None:
         served = frozenset(k.real for k in (v.pg.key if v.pg else None, v.kong.key if v.kong else None)
                            if isinstance(k, KeyFile) and k.real)
-        out += check_pki(v.pki, now=now, warn_days=warn_days, seen=seen, served_keys=served)
+        trust = PkiTrust(v.pki, now)  # one set of OpenSSL stores, and each leaf's chain built once
+        out += check_pki(v.pki, now=now, warn_days=warn_days, seen=seen, served_keys=served, trust=trust)
         if v.pki.crl is not None and v.pg is None:
-            out += check_pki_crl(v.pki, now=now)
+            out += check_pki_crl(v.pki, now=now, trust=trust)
     clients = _client_files(v) if edition == "enterprise" else []
     if v.pg is not None:
         out += check_pg(v, v.pg, now=now, warn_days=warn_days, seen=seen, clients=clients)
