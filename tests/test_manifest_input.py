@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pgkongtls import lifecycle, ops
-from pgkongtls.errors import StateError
+from pgkongtls.errors import PgkWarning, StateError
 from pgkongtls.manifest import MANIFEST_NAME, STAT_CACHE
 from pgkongtls.pki import InitOptions
 
@@ -253,5 +253,6 @@ def test_init_force_replaces_a_pki_whose_certificate_was_damaged(pki: Path, now:
     (pki / "client.crt").write_bytes(b"garbage\n")
     with pytest.raises(StateError, match="client.crt"):
         ops.status(pki, now=now)
-    ops.init(pki, InitOptions(db_user="kong"), force=True, now=now)
+    with pytest.warns(PgkWarning, match="the previous PKI is kept in"):
+        ops.init(pki, InitOptions(db_user="kong"), force=True, now=now)
     assert ops.status(pki, now=now).certificates
