@@ -400,7 +400,7 @@ def options_from(
     user: str | None, database: str | None, timeout: float,
 ) -> ProbeOptions:
     """Resolve the CLI options; with --kong-conf, everything Kong would use comes from kong.conf."""
-    from pgkongtls import inputs
+    from pgkongtls import inputs, inputs_model
     from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_DEPTH, KONG_DEFAULT_USER, kong_depth
 
     if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # also NaN, which click's FloatRange lets through
@@ -417,9 +417,9 @@ def options_from(
         kong = inputs.load_kong(kong_conf)
         certs: list[x509.Certificate] = []
         for t in kong.trust:
-            if isinstance(t.loaded, inputs.Missing):
+            if isinstance(t.loaded, inputs_model.Missing):
                 raise InputError(f"lua_ssl_trusted_certificate names {t.entry}, which does not exist; fix kong.conf")
-            if isinstance(t.loaded, inputs.CertFile):
+            if isinstance(t.loaded, inputs_model.CertFile):
                 certs += t.loaded.certs
         trusted, label = tuple(certs), "lua_ssl_trusted_certificate"
         kdepth = kong_depth(kong.values)
@@ -428,7 +428,7 @@ def options_from(
         depth = kdepth
         if cert is None and key is None:
             for ref in (kong.cert, kong.key):
-                if isinstance(ref, inputs.Missing):
+                if isinstance(ref, inputs_model.Missing):
                     raise InputError(f"kong.conf names {ref.path}, which does not exist; fix kong.conf")
             cert = Path(kong.cert.path) if kong.cert is not None else None
             key = Path(kong.key.path) if kong.key is not None else None

@@ -25,7 +25,7 @@ from pgkongtls import confparse, consumers, inputs, ops
 from pgkongtls import verify as v
 from pgkongtls.certs import utcnow
 from pgkongtls.errors import InputError
-from pgkongtls.inputs import Account, KeyFile, VerifyInput
+from pgkongtls.inputs_model import Account, KeyFile, VerifyInput
 from pgkongtls.pki import InitOptions, SelfSignedOptions, cert_pem, key_pem
 
 from .openssl_procedure import run_source_procedure

@@ -10,7 +10,8 @@ import pytest
 
 from pgkongtls import inputs
 from pgkongtls.confparse import KongValue, Setting
-from pgkongtls.inputs import Account, KongInput, PathStat, PgInput, TrustEntry, VerifyInput, path_chain
+from pgkongtls.inputs import path_chain
+from pgkongtls.inputs_model import Account, KongInput, PathStat, PgInput, TrustEntry, VerifyInput
 from pgkongtls.verify import ERROR, WARNING
 from pgkongtls.verify.kong import check_kong_policy, check_ssl_version, check_trust_system, check_worker_access
 

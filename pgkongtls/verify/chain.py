@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
 from pgkongtls.consumers import STRICT_WHO, X509Err
-from pgkongtls.inputs import CertFile, CrlFile
+from pgkongtls.inputs_model import CertFile, CrlFile
 from pgkongtls.verify.findings import ERROR, WARNING, Finding
 
 if TYPE_CHECKING:

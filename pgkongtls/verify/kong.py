@@ -27,7 +27,7 @@ from pgkongtls.consumers import (
     kong_depth,
     kong_keeps_quotes,
 )
-from pgkongtls.inputs import Account, CertFile, KeyFile, KongInput, Missing, PathStat, VerifyInput
+from pgkongtls.inputs_model import Account, CertFile, KeyFile, KongInput, Missing, PathStat, VerifyInput
 from pgkongtls.verify.chain import name_of, openssl_verify
 from pgkongtls.verify.findings import ERROR, WARNING, Finding, Seen
 from pgkongtls.verify.profile import check_encrypted, check_key_pair, check_profile, check_validity

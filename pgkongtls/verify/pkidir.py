@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from pgkongtls.consumers import libpq_host_check
-from pgkongtls.inputs import CertFile, CrlFile, KeyFile, Missing, PkiDir, PkiEntry
+from pgkongtls.inputs_model import CertFile, CrlFile, KeyFile, Missing, PkiDir, PkiEntry
 from pgkongtls.verify.chain import (
     ChainResult,
     Verifier,

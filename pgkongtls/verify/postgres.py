@@ -29,7 +29,7 @@ from pgkongtls.consumers import (
     pg_key_mode_refused,
     pg_sends,
 )
-from pgkongtls.inputs import Account, CertFile, CrlFile, KeyFile, Missing, PgInput, VerifyInput
+from pgkongtls.inputs_model import Account, CertFile, CrlFile, KeyFile, Missing, PgInput, VerifyInput
 from pgkongtls.verify.chain import Verifier, check_crls, name_of
 from pgkongtls.verify.findings import ERROR, WARNING, Finding, Seen
 from pgkongtls.verify.profile import check_encrypted, check_key_pair, check_profile, check_validity

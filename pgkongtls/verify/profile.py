@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pgkongtls.consumers import OPENSSL_KEY_MISMATCH, STRICT_WHO, X509Err
-from pgkongtls.inputs import CertFile, KeyFile
+from pgkongtls.inputs_model import CertFile, KeyFile
 from pgkongtls.verify.chain import ext, is_v1, name_of, public_der, self_issued
 from pgkongtls.verify.findings import ERROR, WARNING, Finding
 

@@ -9,7 +9,7 @@ from cryptography.x509.oid import NameOID
 
 from pgkongtls import DEFAULT_WARN_DAYS
 from pgkongtls.consumers import KONG_DEFAULT_DATABASE, KONG_DEFAULT_USER
-from pgkongtls.inputs import CertFile, KeyFile, VerifyInput
+from pgkongtls.inputs_model import CertFile, KeyFile, VerifyInput
 from pgkongtls.verify.chain import name_of
 from pgkongtls.verify.findings import ERROR, Finding, Seen, settle
 from pgkongtls.verify.kong import check_kong, check_kong_policy
