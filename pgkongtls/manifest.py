@@ -173,7 +173,7 @@ def parse_iso(text: str) -> dt.datetime:
 
 
 def host_text(name: x509.GeneralName) -> str:
-    """A SAN value as text (the reverse of `certs.parse_host`)."""
+    """A SAN value as text (the reverse of `hostnames.parse_host`)."""
     return str(name.value)
 
 

@@ -15,6 +15,7 @@ from cryptography import x509
 from pgkongtls import DEFAULT_DAYS_INTERMEDIATE, DEFAULT_DAYS_LEAF, DEFAULT_DAYS_ROOT, DEFAULT_SERVER_EKU, certs
 from pgkongtls.certs import Issued, SelfCheckError, cert_pem, key_pem, self_check, validate_db_user
 from pgkongtls.errors import InputError
+from pgkongtls.hostnames import parse_host
 from pgkongtls.manifest import CHAIN_FILE, Change, Manifest, entry_for, host_text
 
 __all__ = ["InitOptions", "SelfCheckError", "SelfSignedOptions", "cert_pem", "key_pem", "plan_init",
@@ -55,7 +56,7 @@ def _default_cn(what: str) -> str:
 def _check_hosts(hosts: tuple[str, ...]) -> tuple[str, ...]:
     if not hosts:
         raise InputError("at least one --db-host is needed")
-    return tuple(host_text(certs.parse_host(h)) for h in hosts)
+    return tuple(host_text(parse_host(h)) for h in hosts)
 
 
 def plan_init(opts: InitOptions, *, now: dt.datetime | None = None, ca_passphrase: bytes | None = None) -> Change:

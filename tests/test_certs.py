@@ -11,6 +11,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from pgkongtls import KEY_TYPES, certs
 from pgkongtls.errors import InputError
+from pgkongtls.hostnames import parse_host
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -162,7 +163,7 @@ def test_self_signed_leaf_names_itself_in_aki() -> None:
     ("::1", x509.IPAddress(__import__("ipaddress").ip_address("::1"))),
 ])
 def test_parse_host_accepts(value: str, expected: x509.GeneralName) -> None:
-    assert certs.parse_host(value) == expected
+    assert parse_host(value) == expected
 
 
 @pytest.mark.parametrize(("value", "message"), [
@@ -179,7 +180,7 @@ def test_parse_host_accepts(value: str, expected: x509.GeneralName) -> None:
 ])
 def test_parse_host_refuses(value: str, message: str) -> None:
     with pytest.raises(InputError) as err:
-        certs.parse_host(value)
+        parse_host(value)
     assert str(err.value).startswith(message)
 
 

@@ -32,6 +32,7 @@ from pgkongtls import certs, consumers, lifecycle, pki, render
 from pgkongtls.certs import utcnow
 from pgkongtls.cli import main
 from pgkongtls.errors import InputError
+from pgkongtls.hostnames import parse_host
 from pgkongtls.manifest import Manifest, host_text
 
 from .consumer_parsers import conninfo, env_settings, hba_records, keyword, kong_settings, literal, pg_settings
@@ -167,7 +168,7 @@ def test_db_host_round_trips_into_the_server_certificate_or_is_refused(host: str
 def test_a_db_host_that_reads_as_an_ipv4_address_is_refused(host: str) -> None:
     """libpq and getaddrinfo read these as IPv4 (inet_aton): a DNS SAN for them names another host."""
     with pytest.raises(InputError, match=rf"invalid host '{re.escape(host)}': its last label is a number"):
-        certs.parse_host(host)
+        parse_host(host)
 
 
 # ------------------------------------------------------------------ --db-user

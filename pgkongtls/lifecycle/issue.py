@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pgkongtls import DEFAULT_DAYS_LEAF, certs
 from pgkongtls.certs import PrivateKey, cert_pem, key_pem
 from pgkongtls.errors import InputError, StateError
+from pgkongtls.hostnames import parse_host
 from pgkongtls.lifecycle.base import Ca, LeafRequest, Progress, Reader, check_days, client_cn, must, validate_name
 from pgkongtls.lifecycle.check import LeafChecker
 from pgkongtls.manifest import CertEntry, Change, Manifest, backup_name, entry_for, host_text
@@ -122,7 +123,7 @@ def plan_issue(
         if req.role == "server":
             if not req.hosts:
                 raise InputError("issue server needs at least one --db-host")
-            hosts = tuple(host_text(certs.parse_host(h)) for h in req.hosts)
+            hosts = tuple(host_text(parse_host(h)) for h in req.hosts)
             cn = req.cn or hosts[0]
         else:
             hosts, cn = (), client_cn(req.cn, name, m.db_user)
