@@ -135,10 +135,11 @@ def probe(target: str, hostaddr: str | None, kong_conf: Path | None, ca: Path | 
       pgkongtls probe db.internal --kong-conf /etc/kong/kong.conf --json
     """
     from pgkongtls import probe as p
+    from pgkongtls import probe_options as po
 
-    opts = p.options_from(kong_conf=kong_conf, ca=ca, depth=depth, cert=cert, key=key, user=user,
-                          database=database, timeout=timeout)
-    report = p.probe(p.parse_target(target, hostaddr=hostaddr), opts)
+    opts = po.options_from(kong_conf=kong_conf, ca=ca, depth=depth, cert=cert, key=key, user=user,
+                           database=database, timeout=timeout)
+    report = p.probe(po.parse_target(target, hostaddr=hostaddr), opts)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

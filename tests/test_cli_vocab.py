@@ -9,7 +9,7 @@ import click
 import pytest
 
 from pgkongtls.errors import InputError
-from pgkongtls.probe import Target, parse_target
+from pgkongtls.probe_options import Target, parse_target
 
 from .clirun import command_at, ok, run
 from .test_fsio import snapshot

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pgkongtls.errors import InputError
-from pgkongtls.probe import ProbeReport, Target, Verdict, parse_target
+from pgkongtls.probe import ProbeReport, Verdict
+from pgkongtls.probe_options import Target, parse_target
 
 
 @pytest.mark.parametrize(("text", "host", "port", "shown"), [
