@@ -135,9 +135,14 @@ def key_type_of_cert(cert: x509.Certificate) -> str:
     raise StateError(f"unsupported key {type(pub).__name__} in {cert.subject.rfc4514_string()}")
 
 
+def spki(cert: x509.Certificate) -> bytes:
+    """The certificate's public key as DER SubjectPublicKeyInfo: what "the same key" compares."""
+    return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def same_key(key: PrivateKey, cert: x509.Certificate) -> bool:
     der = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    return key.public_key().public_bytes(*der) == cert.public_key().public_bytes(*der)
+    return key.public_key().public_bytes(*der) == spki(cert)
 
 
 def must(data: bytes | None, file: str) -> bytes:

@@ -15,15 +15,10 @@ from dataclasses import replace
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 
 from pgkongtls import pkiload
-from pgkongtls.lifecycle.base import LEAF_ROLES, Ca, Reader, must
+from pgkongtls.lifecycle.base import LEAF_ROLES, Ca, Reader, must, spki
 from pgkongtls.manifest import BACKUP_NAME, CertEntry, Change, Manifest, backup_name, entry_for, iso
-
-
-def _spki(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _leaf(read: Reader, file: str) -> x509.Certificate:
@@ -59,17 +54,17 @@ def sharing_key(
 ) -> list[CertEntry]:
     """Every other certificate still accepted somewhere that carries one of the `revoked` entries' keys,
     marked revoked for keyCompromise: entries in service, and archived backups still within their validity."""
-    keys = {_spki(_leaf(read, e.file)) for e in revoked}
+    keys = {spki(_leaf(read, e.file)) for e in revoked}
     done = {e.name for e in revoked}
     out: list[CertEntry] = []
     for e in sorted(m.certificates.values(), key=lambda e: e.name):
-        if e.role in LEAF_ROLES and not e.revoked and e.name not in done and _spki(_leaf(read, e.file)) in keys:
+        if e.role in LEAF_ROLES and not e.revoked and e.name not in done and spki(_leaf(read, e.file)) in keys:
             out.append(replace(e, revoked=iso(now), revocation_reason="keyCompromise"))
     archived = []
     for owner, file, serial in unrecorded_backups(m, listing):
         cert = _leaf(read, file)
         level = _signer(ca, cert)
-        if _spki(cert) not in keys or cert.not_valid_after_utc <= now or level is None:
+        if spki(cert) not in keys or cert.not_valid_after_utc <= now or level is None:
             continue  # another key, expired (refused anyway), or not from this CA: nothing to revoke
         entry = entry_for(cert, name=f"{owner.name}@{serial}", role=owner.role, issuer=level, file=file,
                           key_file=backup_name(owner.key_file, serial))
