@@ -60,11 +60,6 @@ def redeploy(pki_dir: Path, host: str, name: str | None = None) -> str:
     return f"{bundle_command(str(pki_dir), host, name)}; {THEN_DB if host == 'postgres' else THEN_KONG}"
 
 
-def print_next(steps: list[str]) -> None:
-    """The `next:` hints of a day-2 command (cli_rotate's too): commands to paste, never wrapped."""
-    output.hints(steps)
-
-
 @main.group()
 def issue() -> None:
     """Issue more certificates from the PKI's CA (the intermediate, or the root with --chain root).
@@ -126,7 +121,7 @@ def issue_client(names: tuple[str, ...], name_options: tuple[str, ...], cn: str 
     first = change.done[0].name
     steps.append(redeploy(pki_dir, "kong", first) + ("" if len(change.done) == 1 else
                                                     " (likewise with --client for each other name)"))
-    print_next(steps)
+    output.hints(steps)
 
 
 @issue.command("server")
@@ -163,7 +158,7 @@ def issue_server(names: tuple[str, ...], name_options: tuple[str, ...], db_hosts
     change = ops.issue(pki_dir, [req], days=days,
                        key_type=key_type, force=force, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"issued in {pki_dir}", change.done)
-    print_next([redeploy(pki_dir, "postgres", name).replace("the database host", "that server")])
+    output.hints([redeploy(pki_dir, "postgres", name).replace("the database host", "that server")])
 
 
 @main.command()
@@ -225,7 +220,7 @@ def renew(names: tuple[str, ...], name_options: tuple[str, ...], pki_dir: Path, 
     steps = [redeploy(pki_dir, "postgres" if e.role == "server" else "kong", e.name) for e in change.done[:MAX_ROWS]]
     if revoke_old and all(e.role != "server" for e in change.done):
         steps.insert(0, redeploy(pki_dir, "postgres") + " (it brings crl.pem)")
-    print_next(steps + ([f"… and {len(change.done) - MAX_ROWS} more, one per name"] if len(change.done) > MAX_ROWS else []))
+    output.hints(steps + ([f"… and {len(change.done) - MAX_ROWS} more, one per name"] if len(change.done) > MAX_ROWS else []))
 
 
 @main.command()
@@ -275,7 +270,7 @@ def _print_crl(pki_dir: Path, change: Change, *, hints: bool = True) -> None:
     if not hints:
         return
     servers = [e.name for e in m.by_role("server") if not e.revoked]
-    print_next([redeploy(pki_dir, "postgres", name) + " (it brings crl.pem and sets ssl_crl_file)" for name in servers])
+    output.hints([redeploy(pki_dir, "postgres", name) + " (it brings crl.pem and sets ssl_crl_file)" for name in servers])
 
 
 @main.command()

@@ -11,7 +11,7 @@ import click
 
 from pgkongtls import KEY_TYPES, output
 from pgkongtls.cli import lock_wait, main, wait_option
-from pgkongtls.cli_lifecycle import crl_days_option, passphrase_option, print_entries, print_next, redeploy
+from pgkongtls.cli_lifecycle import crl_days_option, passphrase_option, print_entries, redeploy
 from pgkongtls.cli_options import dir_option
 
 DIR_KEY = "pgkongtls.rotate_dir"
@@ -28,7 +28,7 @@ def renew_ca(pki_dir: Path, level: str, days: int | None, passphrase: bytes | No
     output.line(f"checked: {len(r.checked)} certificate(s) in service verify with the new {level} certificate "
                   f"alone (strict RFC 5280){': ' + ', '.join(r.checked[:5]) if r.checked else ''}"
                   f"{' …' if len(r.checked) > 5 else ''}; no leaf needs re-issuing")
-    print_next([redeploy(pki_dir, "postgres") + " (only chain.crt changes)",
+    output.hints([redeploy(pki_dir, "postgres") + " (only chain.crt changes)",
                 redeploy(pki_dir, "kong") + " (only the trust file changes; likewise for each node)",
                 f"once every host has the new chain.crt, the old certificate can go: pgkongtls rotate --dir {pki_dir} finish"])
 
@@ -83,7 +83,7 @@ def begin(key_type: str | None, passphrase_file: Path | None, crl_days: int) -> 
     change = ops_ca.begin(pki_dir, key_type=key_type, ca_passphrase=fsio.read_passphrase(passphrase_file),
                           crl_days=crl_days, lock_wait=lock_wait())
     print_entries(f"rotation begun in {pki_dir}: new CAs, old ones still trusted", change.done)
-    print_next([*_deploy_all(pki_dir, "chain.crt trusts old and new CAs; crl.pem has a CRL from each"),
+    output.hints([*_deploy_all(pki_dir, "chain.crt trusts old and new CAs; crl.pem has a CRL from each"),
                 f"pgkongtls rotate --dir {pki_dir} reissue, once every host has the new chain.crt and crl.pem"])
 
 
@@ -105,7 +105,7 @@ def reissue(passphrase_file: Path | None) -> None:
     change = ops_ca.reissue(pki_dir, ca_passphrase=fsio.read_passphrase(passphrase_file), lock_wait=lock_wait())
     print_entries(f"re-issued in {pki_dir} from the new CA", change.done)
     others = [e.name for e in change.done if e.name not in ("server", "client")]
-    print_next([*_deploy_all(pki_dir, "the re-issued certificates"),
+    output.hints([*_deploy_all(pki_dir, "the re-issued certificates"),
                 *([f"likewise with --server/--client for {', '.join(others[:5])}{' …' if len(others) > 5 else ''}"]
                   if others else []),
                 f"pgkongtls rotate --dir {pki_dir} finish, once every host has its re-issued certificate"])
@@ -131,4 +131,4 @@ def finish(passphrase_file: Path | None, crl_days: int) -> None:
     ops_ca.finish(pki_dir, ca_passphrase=fsio.read_passphrase(passphrase_file), crl_days=crl_days,
                   lock_wait=lock_wait())
     output.line(f"finished in {pki_dir}: chain.crt (and crl.pem) hold the current CAs only")
-    print_next([redeploy(pki_dir, "postgres"), redeploy(pki_dir, "kong") + " (likewise for each node)"])
+    output.hints([redeploy(pki_dir, "postgres"), redeploy(pki_dir, "kong") + " (likewise for each node)"])
