@@ -13,10 +13,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_DAYS_LEAF, DEFAULT_SERVER_EKU, KEY_TYPES, SERVER_EKUS, output
+from pgkongtls import DEFAULT_DAYS_LEAF, DEFAULT_SERVER_EKU, KEY_TYPES, SERVER_EKUS, output
 from pgkongtls.cli import lock_wait, main, wait_option
-from pgkongtls.cli_options import CRL_DAYS, DAYS, dir_option, names_of, names_option, need_names
-from pgkongtls.cli_prune import keep_backups_option
+from pgkongtls.cli_options import (
+    DAYS,
+    crl_days_option,
+    dir_option,
+    keep_backups_option,
+    names_of,
+    names_option,
+    need_names,
+    passphrase_option,
+)
 from pgkongtls.manifest import REVOCATION_REASONS
 
 if TYPE_CHECKING:
@@ -27,17 +35,6 @@ Decorator = Callable[[F], F]
 
 #: Rows shown in a summary table; a fleet of 1,000 is summarised, not listed.
 MAX_ROWS = 20
-
-
-def passphrase_option() -> Decorator[Any]:
-    return click.option("--ca-passphrase-file", "passphrase_file", type=click.Path(path_type=Path), default=None,
-                        help="File holding the passphrase of the CA keys (when init used --ca-passphrase-file).")
-
-
-def crl_days_option() -> Decorator[Any]:
-    return click.option("--crl-days", type=CRL_DAYS, default=DEFAULT_CRL_DAYS, show_default=True,
-                        help="CRL lifetime (nextUpdate). PostgreSQL refuses every client certificate once it "
-                             "passes, so keep it long and watch it with pgkongtls status.")
 
 
 def print_entries(title: str, entries: tuple[CertEntry, ...]) -> None:

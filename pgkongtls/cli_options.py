@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pgkongtls import MAX_CRL_DAYS, MAX_DAYS
+from pgkongtls import DEFAULT_CRL_DAYS, DEFAULT_KEEP_BACKUPS, MAX_CRL_DAYS, MAX_DAYS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,3 +61,20 @@ def need_names(names: list[str], command: str) -> list[str]:
     if not names:
         raise click.UsageError(f"{command} needs at least one certificate NAME (or --name NAME).")
     return names
+
+
+def passphrase_option() -> Callable[[F], F]:
+    return click.option("--ca-passphrase-file", "passphrase_file", type=click.Path(path_type=Path), default=None,
+                        help="File holding the passphrase of the CA keys (when init used --ca-passphrase-file).")
+
+
+def crl_days_option() -> Callable[[F], F]:
+    return click.option("--crl-days", type=CRL_DAYS, default=DEFAULT_CRL_DAYS, show_default=True,
+                        help="CRL lifetime (nextUpdate). PostgreSQL refuses every client certificate once it "
+                             "passes, so keep it long and watch it with pgkongtls status.")
+
+
+def keep_backups_option() -> Callable[[F], F]:
+    return click.option("--keep-backups", type=Whole(0, None), default=DEFAULT_KEEP_BACKUPS, show_default=True, metavar="N",
+                        help="Archived NAME.crt.<serial>.bak kept per certificate whatever their state; older "
+                             "ones are removed once expired (never while still valid or on a CRL).")

@@ -12,17 +12,11 @@ from typing import Any, TypeVar
 
 import click
 
-from pgkongtls import DEFAULT_KEEP_BACKUPS, output
+from pgkongtls import output
 from pgkongtls.cli import lock_wait, main, wait_option
-from pgkongtls.cli_options import Whole, dir_option
+from pgkongtls.cli_options import dir_option, keep_backups_option
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def keep_backups_option() -> Callable[[F], F]:
-    return click.option("--keep-backups", type=Whole(0, None), default=DEFAULT_KEEP_BACKUPS, show_default=True, metavar="N",
-                        help="Archived NAME.crt.<serial>.bak kept per certificate whatever their state; older "
-                             "ones are removed once expired (never while still valid or on a CRL).")
 
 
 @main.command()

@@ -11,8 +11,8 @@ import click
 
 from pgkongtls import KEY_TYPES, output
 from pgkongtls.cli import lock_wait, main, wait_option
-from pgkongtls.cli_lifecycle import crl_days_option, passphrase_option, print_entries, redeploy
-from pgkongtls.cli_options import dir_option
+from pgkongtls.cli_lifecycle import print_entries, redeploy
+from pgkongtls.cli_options import crl_days_option, dir_option, passphrase_option
 
 DIR_KEY = "pgkongtls.rotate_dir"
 
